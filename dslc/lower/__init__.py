@@ -1,0 +1,4 @@
+"""Lowering IR to ONNX (opset 18)."""
+from .driver import OPSET, lower_function, lower_graph, make_model
+
+__all__ = ["OPSET", "lower_function", "lower_graph", "make_model"]

@@ -1,0 +1,122 @@
+"""A graph: named roots and every node reachable from them.
+
+Graph algorithms come from networkx: `to_nx()` gives the DiGraph (edges go
+from an input to its user), `order()` a deterministic topological order
+(ties broken by creation), so printouts are stable and golden-testable.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .dims import show_shape
+from .node import Node
+
+LEAVES = ("input", "param", "state", "const")
+
+
+class Graph:
+    """Roots by name (outputs, losses, metrics, new state...) over a DAG of Nodes."""
+
+    def __init__(self, roots: dict[str, Node]):
+        self.roots = dict(roots)
+
+    def nodes(self) -> list[Node]:
+        """Every reachable node, in topological order."""
+        return self.order()
+
+    def to_nx(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        stack, seen = list(self.roots.values()), set()
+        while stack:
+            n = stack.pop()
+            if n.id in seen:
+                continue
+            seen.add(n.id)
+            g.add_node(n.id, node=n)
+            for i in n.inputs:
+                g.add_edge(i.id, n.id)
+                stack.append(i)
+        return g
+
+    def order(self) -> list[Node]:
+        g = self.to_nx()
+        return [g.nodes[i]["node"] for i in nx.lexicographical_topological_sort(g)]
+
+    def users(self) -> dict[int, list[Node]]:
+        out: dict[int, list[Node]] = {}
+        for n in self.order():
+            for i in n.inputs:
+                out.setdefault(i.id, []).append(n)
+        return out
+
+    # -- printing ----------------------------------------------------------
+    def names(self) -> dict[int, str]:
+        """SSA names: leaves by their own name, others %0, %1, ... in order."""
+        out, k = {}, 0
+        for n in self.order():
+            if n.op in ("input", "param", "state"):
+                out[n.id] = "%" + n.attrs["name"]
+            else:
+                out[n.id] = f"%{k}"
+                k += 1
+        return out
+
+    def print(self) -> str:
+        """Typed SSA, one node per line, with the spec line it came from."""
+        names = self.names()
+        lines = []
+        for n in self.order():
+            lhs = f"{names[n.id]}:{n.dtype}{show_shape(n.shape).replace(' ', '')}"
+            args = " ".join(names[i.id] for i in n.inputs)
+            attrs = _attrs_text(n)
+            rhs = " ".join(p for p in (n.op, args, attrs) if p)
+            line = f"{lhs} = {rhs}"
+            if n.loc is not None:
+                line = f"{line:<44} # {n.loc.filename.rsplit('/', 1)[-1]}:{n.loc.line}"
+            lines.append(line)
+        for name, n in self.roots.items():
+            lines.append(f"return {name} = {names[n.id]}")
+        return "\n".join(lines)
+
+    __str__ = print
+
+    # -- checking ----------------------------------------------------------
+    def lint(self) -> None:
+        """Assert the IR invariants: registered ops, unique ids, inputs defined
+        before use, and every stored type equal to its recomputed type."""
+        from ..ops.registry import REGISTRY
+        problems = []
+        seen: set[int] = set()
+        for n in self.order():
+            if n.id in seen:
+                problems.append(f"%{n.id} appears twice")
+            if n.op not in REGISTRY:
+                problems.append(f"%{n.id}: unregistered op {n.op!r}")
+            for i in n.inputs:
+                if i.id not in seen:
+                    problems.append(f"%{n.id}: input %{i.id} used before definition")
+            seen.add(n.id)
+            if n.op in REGISTRY and n.op not in LEAVES:
+                try:
+                    ty = REGISTRY[n.op].shape([i.type for i in n.inputs], **n.attrs)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    problems.append(f"%{n.id}: shape rule fails: {e}")
+                else:
+                    if ty != n.type:
+                        problems.append(f"%{n.id}: stored type {n.type} != recomputed {ty}")
+        if problems:
+            raise AssertionError("lint failed:\n  " + "\n  ".join(problems) + "\n" + self.print())
+
+
+def _attrs_text(n: Node) -> str:
+    parts = []
+    for k, v in sorted(n.attrs.items()):
+        if k == "name" and n.op in ("input", "param", "state"):
+            continue
+        if isinstance(v, np.ndarray):
+            v = v.item() if v.size == 1 else f"<{v.dtype}{list(v.shape)}>"
+        elif isinstance(v, tuple) and any(not isinstance(x, (int, str, float, type(None))) for x in v):
+            v = show_shape(v) if all(not isinstance(x, tuple) for x in v) else v
+        parts.append(f"{k}={v}")
+    return "{" + ", ".join(parts) + "}" if parts else ""

@@ -1,0 +1,107 @@
+"""OnnxBuilder: the small API that primitives' `onnx` rules lower through.
+
+`b.Relu(x)` appends an ONNX node and returns its output name; keyword
+arguments become attributes. Helpers make constants (`scalar`, `ints`,
+`tensor`), shape tensors for symbolic dims (`dims`), and per-node seeds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..ir import dims as D
+from ..ir.types import NUMPY
+
+ONNX_DTYPE = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE,
+              "i64": TensorProto.INT64, "bool": TensorProto.BOOL}
+
+
+class OnnxBuilder:
+    """Collects ONNX nodes for one graph. `node` is the IR node being lowered
+    (its type and location), `dim_sources` maps a symbol to (tensor, axis)."""
+
+    def __init__(self, dim_sources: dict[str, tuple[str, int]] | None = None, base_seed: int = 0):
+        self.nodes: list[onnx.NodeProto] = []
+        self.dim_sources = dict(dim_sources or {})
+        self.base_seed = base_seed
+        self.node = None
+        self._n = 0
+        self._cache: dict = {}
+
+    def fresh(self, stem: str = "t") -> str:
+        self._n += 1
+        return f"_{stem}_{self._n}"
+
+    # -- nodes -------------------------------------------------------------
+    def op(self, op_type: str, *inputs: str, _outputs: int = 1, **attrs):
+        outs = [self.fresh(op_type.lower()) for _ in range(_outputs)]
+        doc = ""
+        if self.node is not None and self.node.loc is not None:
+            doc = f"{self.node.loc.filename}:{self.node.loc.line}"
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, doc_string=doc or None,
+                                           **{k: v for k, v in attrs.items() if v is not None}))
+        return outs[0] if _outputs == 1 else outs
+
+    def __getattr__(self, op_type: str):
+        if not op_type[:1].isupper():
+            raise AttributeError(op_type)
+        return lambda *inputs, **attrs: self.op(op_type, *inputs, **attrs)
+
+    # -- constants ---------------------------------------------------------
+    def tensor(self, values, dtype: str) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(values, dtype=NUMPY[dtype]))
+
+    def tensor_const(self, value: np.ndarray) -> str:
+        key = ("c", value.dtype.str, value.shape, value.tobytes())
+        if key not in self._cache:
+            self._cache[key] = self.op("Constant", value=numpy_helper.from_array(np.asarray(value)))
+        return self._cache[key]
+
+    def scalar(self, v, dtype: str = "f32") -> str:
+        return self.tensor_const(np.asarray(v, dtype=NUMPY[dtype]))
+
+    def ints(self, values) -> str:
+        return self.tensor_const(np.asarray(list(values), dtype=np.int64))
+
+    def onnx_dtype(self, dtype: str) -> int:
+        return ONNX_DTYPE[dtype]
+
+    def seed(self, uid: int) -> float:
+        return float((self.base_seed * 1000003 + uid * 7919 + 17) % 2147483647)
+
+    # -- shapes ------------------------------------------------------------
+    def dims(self, shape) -> str:
+        """A 1-D int64 tensor holding `shape`; symbolic dims read at run time."""
+        if all(isinstance(d, int) for d in shape):
+            return self.ints(shape)
+        parts = [self.ints([d]) if isinstance(d, int) else self.dim(d) for d in shape]
+        return self.Concat(*parts, axis=0) if len(parts) > 1 else parts[0]
+
+    def dim(self, d) -> str:
+        """A [1] int64 tensor holding the value of dim `d` (an int or Sym)."""
+        if isinstance(d, int):
+            return self.ints([d])
+        key = ("dim", d)
+        if key in self._cache:
+            return self._cache[key]
+        total = None
+        for mono, c in sorted(d.terms, key=lambda mc: repr(mc)):
+            term = self.ints([c]) if c != 1 or not mono else None
+            for atom in mono:
+                v = self._atom(atom)
+                term = v if term is None else self.Mul(term, v)
+            total = term if total is None else self.Add(total, term)
+        self._cache[key] = total
+        return total
+
+    def _atom(self, atom) -> str:
+        if isinstance(atom, D.FloorDiv):
+            return self.Div(self.dim(atom.num), self.ints([atom.den]))
+        key = ("sym", atom)
+        if key not in self._cache:
+            if atom not in self.dim_sources:
+                raise AssertionError(f"no graph input determines the dim `{atom}`")
+            tensor, axis = self.dim_sources[atom]
+            self._cache[key] = self.Shape(tensor, start=axis, end=axis + 1)
+        return self._cache[key]

@@ -1,0 +1,95 @@
+"""The lowering driver: IR nodes in topological order, each through its
+primitive's `onnx` rule, into one ONNX graph."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..ir import dims as D
+from ..ir.graph import Graph
+from ..ir.node import Node
+from ..ir.types import NUMPY, TensorType
+from ..ops.registry import get
+from .builder import ONNX_DTYPE, OnnxBuilder
+
+OPSET = 18          # ONNX opset the compiler targets
+IR_VERSION = 9
+
+
+def value_info(name: str, ty: TensorType, doc: str = "") -> onnx.ValueInfoProto:
+    shape = [d if isinstance(d, int) else D.show(d) for d in ty.shape]
+    vi = helper.make_tensor_value_info(name, ONNX_DTYPE[ty.dtype], shape)
+    if doc:
+        vi.doc_string = doc
+    return vi
+
+
+def dim_sources(inputs: list[Node]) -> dict[str, tuple[str, int]]:
+    """Each plain symbol, the first graph input and axis where it appears."""
+    out: dict[str, tuple[str, int]] = {}
+    for n in inputs:
+        for axis, d in enumerate(n.shape):
+            if isinstance(d, D.Sym) and len(d.terms) == 1:
+                (mono, c), = d.terms
+                if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
+                    out.setdefault(mono[0], (n.attrs["name"], axis))
+    return out
+
+
+def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict[str, np.ndarray] | None = None,
+                name: str = "dslc", doc: str = "", base_seed: int = 0) -> onnx.GraphProto:
+    """One ONNX graph computing `outputs` from `inputs` (input/param/state/leaf
+    nodes that become graph inputs under their names). Leaves that are not
+    inputs must have a value in `initializers` (they become constants)."""
+    initializers = dict(initializers or {})
+    b = OnnxBuilder(dim_sources(inputs), base_seed)
+    names: dict[int, str] = {}
+    input_names = set()
+    for n in inputs:
+        names[n.id] = n.attrs["name"]
+        input_names.add(n.attrs["name"])
+    order = Graph(outputs).order()
+    for n in order:
+        if n.id in names:
+            continue
+        b.node = n
+        if n.op in ("input", "param", "state"):
+            nm = n.attrs["name"]
+            if nm not in initializers and nm not in input_names:
+                raise AssertionError(f"{n.op} `{nm}` is neither a graph input nor an initializer")
+            names[n.id] = nm
+            continue
+        prim = get(n.op)
+        assert prim.onnx is not None, f"primitive {n.op} has no ONNX lowering (specialise it away first)"
+        names[n.id] = prim.onnx(b, *[names[i.id] for i in n.inputs], **n.attrs)
+    b.node = None
+    outs = []
+    for oname, n in outputs.items():
+        src = names[n.id]
+        b.nodes.append(helper.make_node("Identity", [src], [oname]))
+        outs.append(value_info(oname, n.type))
+    graph = helper.make_graph(
+        b.nodes, name,
+        inputs=[value_info(n.attrs["name"], n.type) for n in inputs],
+        outputs=outs,
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
+        doc_string=doc)
+    return graph
+
+
+def make_model(graph: onnx.GraphProto, metadata: dict[str, str] | None = None, doc: str = "") -> onnx.ModelProto:
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="dslc", producer_version="0.1")
+    m.ir_version = IR_VERSION
+    if doc:
+        m.doc_string = doc
+    for k, v in (metadata or {}).items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    return m
+
+
+def lower_function(outputs: dict[str, Node], inputs: list[Node], base_seed: int = 0) -> onnx.ModelProto:
+    """A standalone model: every leaf in `inputs` is a graph input."""
+    return make_model(lower_graph(outputs, inputs, base_seed=base_seed))

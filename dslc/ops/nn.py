@@ -1,0 +1,132 @@
+"""Network primitives: batched matmul and N-d convolution (NCHW / NCL)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import dims as D
+from ..ir.dims import show
+from ..ir.node import ShapeError, apply as P
+from ..ir.types import TensorType
+from .registry import broadcast_shapes, primitive
+from .shape import slice_axis, sum_to
+
+
+# -- matmul: [..., n, k] @ [..., k, m] -> [..., n, m] ----------------------
+def _matmul_shape(types):
+    a, b = types
+    if a.dtype != b.dtype:
+        raise ShapeError(f"cannot multiply {a} by {b}: dtypes differ")
+    if a.rank < 2 or b.rank < 2:
+        raise ShapeError(f"cannot multiply {a} by {b}: matmul needs matrices")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"cannot multiply {a} by {b}: {show(a.shape[-1])} != {show(b.shape[-2])}")
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], what="batch-multiply")
+    return TensorType(a.dtype, batch + (a.shape[-2], b.shape[-1]))
+
+
+def swap_last(x):
+    perm = tuple(range(x.rank - 2)) + (x.rank - 1, x.rank - 2)
+    return P("transpose", x, perm=perm)
+
+
+primitive("matmul", "nn", _matmul_shape,
+          # d(AB) = dA B + A dB  =>  gA = g B^T, gB = A^T g (summed over broadcast batches)
+          vjp=lambda g, out, a, b: (sum_to(g @ swap_last(b), a.shape), sum_to(swap_last(a) @ g, b.shape)),
+          onnx=lambda b, x, y: b.MatMul(x, y), np=np.matmul)
+
+
+# -- conv: x [N, C, *S], w [O, C, *K] ---------------------------------------
+def conv_out(n, k, s, d, pb, pe):
+    """(n + pb + pe - d (k - 1) - 1) / s + 1"""
+    return D.add(D.floordiv(D.sub(D.add(D.add(n, pb), pe), d * (k - 1) + 1), s), 1)
+
+
+def _conv_shape(types, strides, pads, dilations):
+    x, w = types
+    nsp = len(strides)
+    if x.rank != nsp + 2:
+        raise ShapeError(f"conv over {nsp} spatial dims needs an input of rank {nsp + 2} "
+                         f"(N, C, {'H, W' if nsp == 2 else 'L'}), found {x}")
+    if w.rank != nsp + 2:
+        raise ShapeError(f"conv kernel must be [out, in, {', '.join(['k'] * nsp)}], found {w}")
+    if x.dtype != w.dtype:
+        raise ShapeError(f"cannot convolve {x} with {w}: dtypes differ")
+    if x.shape[1] != w.shape[1]:
+        raise ShapeError(f"cannot convolve {x} with kernel {w}: {show(x.shape[1])} input channels "
+                         f"!= {show(w.shape[1])}")
+    spatial = []
+    for n, k, s, d, (pb, pe) in zip(x.shape[2:], w.shape[2:], strides, dilations, pads):
+        if not isinstance(k, int):
+            raise ShapeError(f"conv kernel sizes must be known numbers, found {w}")
+        o = conv_out(n, k, s, d, pb, pe)
+        if isinstance(o, int) and o < 1:
+            raise ShapeError(f"conv of {x} with kernel {w} leaves no output (spatial size {show(n)} < {d * (k - 1) + 1})")
+        spatial.append(o)
+    return TensorType(x.dtype, (x.shape[0], w.shape[0]) + tuple(spatial))
+
+
+def _dilate(g, axis, s):
+    # insert s-1 zeros between entries along axis: length n -> (n-1) s + 1
+    if s == 1:
+        return g
+    n = g.shape[axis]
+    u = P("unsqueeze", g, axes=(axis + 1,))
+    pads = [(0, 0)] * u.rank
+    pads[axis + 1] = (0, s - 1)
+    u = P("reshape", P("pad", u, pads=tuple(pads)), shape=g.shape[:axis] + (D.mul(n, s),) + g.shape[axis + 1:])
+    return slice_axis(u, axis, 0, D.add(D.mul(D.sub(n, 1), s), 1))
+
+
+def _conv_vjp(g, out, x, w, strides, pads, dilations):
+    nsp = len(strides)
+    sp = tuple(range(2, 2 + nsp))
+    # dx: a stride-1 convolution of the stride-dilated gradient with the flipped,
+    # in/out-swapped kernel, over padded coordinates; then crop the padding.
+    gd = g
+    for ax, s in zip(sp, strides):
+        gd = _dilate(gd, ax, s)
+    wf = P("flip", P("transpose", w, perm=(1, 0) + sp), axes=sp)
+    full_pads = []
+    for i, ax in enumerate(sp):
+        k, d, (pb, pe) = w.shape[ax], dilations[i], pads[i]
+        span = D.add(D.add(x.shape[ax], pb), pe)
+        right = D.sub(span, gd.shape[ax])
+        if not isinstance(right, int):
+            raise ShapeError("the gradient of a strided conv needs known spatial sizes")
+        full_pads.append(((k - 1) * d, right))
+    dxp = P("conv", gd, wf, strides=(1,) * nsp, pads=tuple(full_pads), dilations=tuple(dilations))
+    spec = tuple((ax, pads[i][0], D.add(pads[i][0], x.shape[ax]), 1) for i, ax in enumerate(sp)
+                 if pads[i] != (0, 0))
+    dx = P("slice", dxp, spec=spec) if spec else dxp
+    # dw[o, c, t] = sum_n sum_j g[n, o, j] xpad[n, c, j s + t d]: a conv with batch and
+    # channels swapped, stride d, dilation s; cropped to the kernel size.
+    swap = (1, 0) + sp
+    dwt = P("conv", P("transpose", x, perm=swap), P("transpose", g, perm=swap),
+            strides=tuple(dilations), pads=tuple(pads), dilations=tuple(strides))
+    spec = tuple((ax, 0, w.shape[ax], 1) for ax in sp if dwt.shape[ax] != w.shape[ax])
+    if spec:
+        dwt = P("slice", dwt, spec=spec)
+    return dx, P("transpose", dwt, perm=swap)
+
+
+def _conv_onnx(b, x, w, strides, pads, dilations):
+    return b.Conv(x, w, strides=list(strides), dilations=list(dilations),
+                  pads=[p[0] for p in pads] + [p[1] for p in pads])
+
+
+def _conv_np(x, w, strides, pads, dilations):
+    nsp = len(strides)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in pads])
+    k = w.shape[2:]
+    span = [d * (kk - 1) + 1 for kk, d in zip(k, dilations)]
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=tuple(range(2, 2 + nsp)))
+    # keep every stride-th window start and every dilation-th tap
+    idx = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) \
+        + tuple(slice(None, None, d) for d in dilations)
+    win = win[idx]  # [N, C, *O, *K]
+    letters = "ijklmn"[:nsp]
+    taps = "pqrstu"[:nsp]
+    return np.einsum(f"bc{letters}{taps},oc{taps}->bo{letters}", win, w).astype(x.dtype)
+
+
+primitive("conv", "nn", _conv_shape, vjp=_conv_vjp, onnx=_conv_onnx, np=_conv_np)

@@ -1,0 +1,126 @@
+"""ONNX Runtime sessions on a chosen device, and the IOBinding step loop that
+keeps carried tensors on that device between steps.
+
+The same code path serves CPU and CUDA: only `Device` differs, so the CPU
+provider exercises it in tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from .errors import DeviceError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where tensors live: kind is 'cpu' or 'cuda'; index is the GPU number."""
+    kind: str = "cpu"
+    index: int = 0
+
+    @staticmethod
+    def parse(text: "str | Device") -> "Device":
+        if isinstance(text, Device):
+            return text
+        kind, _, idx = str(text).lower().partition(":")
+        if kind not in PROVIDERS:
+            raise DeviceError(f"unknown device {text!r}; expected cpu, cuda or cuda:N")
+        try:
+            index = int(idx) if idx else 0
+        except ValueError:
+            raise DeviceError(f"unknown device {text!r}; expected cpu, cuda or cuda:N") from None
+        return Device(kind, index)
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "cpu" else f"{self.kind}:{self.index}"
+
+
+def check_device(device: Device) -> None:
+    """Raise DeviceError when this onnxruntime cannot run on `device`."""
+    available = ort.get_available_providers()
+    if PROVIDERS[device.kind] not in available:
+        raise DeviceError(
+            f"{device.kind.upper()} was requested but this onnxruntime has no "
+            f"{PROVIDERS[device.kind].replace('ExecutionProvider', '')} provider "
+            f"(available: {', '.join(available)}); install the gpu extra: pip install -e '.[gpu]'")
+
+
+def make_session(model: onnx.ModelProto, device: "str | Device" = "cpu", threads: int | None = None,
+                 optimize: bool = True) -> ort.InferenceSession:
+    """An InferenceSession for `model` on `device` ('cpu', 'cuda', 'cuda:N').
+
+    threads: intra-op threads (None: onnxruntime's default). Sessions run
+    sequentially with deterministic compute requested, so equal inputs give
+    equal outputs run after run. Never falls back to the CPU silently."""
+    dev = Device.parse(device)
+    check_device(dev)
+    so = ort.SessionOptions()
+    if threads is not None:
+        so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.use_deterministic_compute = True
+    so.log_severity_level = 3   # errors only; ORT's warnings are not the user's business
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if dev.kind == "cuda":
+        providers = [(PROVIDERS["cuda"], {"device_id": dev.index, "cudnn_conv_algo_search": "HEURISTIC"}),
+                     PROVIDERS["cpu"]]
+    else:
+        providers = [PROVIDERS["cpu"]]
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=providers)
+    except Exception as e:  # ORT raises its own exception types for bad graphs
+        raise DeviceError(f"onnxruntime could not load the model on {dev}: {e}") from None
+    if dev.kind == "cuda" and PROVIDERS["cuda"] not in sess.get_providers():
+        raise DeviceError(f"CUDA was requested but onnxruntime could not start its CUDA provider "
+                          f"(session providers: {', '.join(sess.get_providers())})")
+    return sess
+
+
+def to_device(array: np.ndarray, device: Device) -> ort.OrtValue:
+    """Copy a host array into an OrtValue on `device`."""
+    # np.asarray, not np.ascontiguousarray: the latter turns 0-d scalars into shape [1]
+    return ort.OrtValue.ortvalue_from_numpy(np.asarray(array, order="C"), device.kind, device.index)
+
+
+class BoundRunner:
+    """Runs one session with IOBinding.
+
+    run(device_inputs, host_inputs, device_outputs, host_outputs):
+      device_inputs:  name -> OrtValue already on the device (carried state),
+      host_inputs:    name -> numpy array, copied in (the batch, scalars),
+      device_outputs: names whose results stay on the device (returned as OrtValues),
+      host_outputs:   names copied back to the host (returned as numpy arrays).
+    """
+
+    def __init__(self, session: ort.InferenceSession, device: Device):
+        self.session, self.device = session, device
+        self.binding = session.io_binding()
+
+    def run(self, device_inputs: dict, host_inputs: dict, device_outputs: list, host_outputs: list):
+        b = self.binding
+        keep = []   # host arrays must outlive the run: the binding may point at their memory
+        b.clear_binding_inputs()
+        b.clear_binding_outputs()
+        for name, value in device_inputs.items():
+            b.bind_ortvalue_input(name, value)
+        for name, value in host_inputs.items():
+            value = to_device(value, self.device)
+            keep.append(value)
+            b.bind_ortvalue_input(name, value)
+        for name in device_outputs:
+            b.bind_output(name, self.device.kind, self.device.index)
+        for name in host_outputs:
+            b.bind_output(name, "cpu")
+        self.session.run_with_iobinding(b)
+        values = b.get_outputs()
+        names = list(device_outputs) + list(host_outputs)
+        on_device = {n: v for n, v in zip(names[:len(device_outputs)], values)}
+        on_host = {n: v.numpy() for n, v in zip(names[len(device_outputs):], values[len(device_outputs):])}
+        return on_device, on_host
