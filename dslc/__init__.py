@@ -1,6 +1,36 @@
 """dslc — a declarative deep-learning compiler: .dl specs -> checked IR ->
-symbolic gradients -> ONNX inference and training graphs."""
+symbolic gradients -> ONNX inference and training graphs.
+
+    prog = dslc.load("digits.dl")
+    m = dslc.compile(prog, "digits")          # m.inference, m.training, m.evaluation
+    trainer = dslc.Trainer(m, device="cpu")
+    history = trainer.fit({"x": X, "y": Y}, epochs=5)
+"""
 from . import ops  # noqa: F401  (registers the primitives)
+from .compile import Compiled, compile
 from .errors import SpecError, SpecErrors
 
-__all__ = ["SpecError", "SpecErrors"]
+
+def load(path):
+    """Parse and check the spec file at `path` (raises SpecError)."""
+    from .api import load as _load
+    return _load(path)
+
+
+def parse(text: str, filename: str = "<text>"):
+    """Parse and check spec text (raises SpecError)."""
+    from .api import parse as _parse
+    return _parse(text, filename)
+
+
+def __getattr__(name):
+    if name == "Trainer":                      # the runtime's trainer, on compiled models
+        from dslc_runtime import Trainer
+        return Trainer
+    if name == "builder":
+        import importlib
+        return importlib.import_module(".builder", __name__)
+    raise AttributeError(name)
+
+
+__all__ = ["load", "parse", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]
