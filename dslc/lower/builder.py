@@ -61,6 +61,9 @@ class OnnxBuilder:
     def scalar(self, v, dtype: str = "f32") -> str:
         return self.tensor_const(np.asarray(v, dtype=NUMPY[dtype]))
 
+    def array(self, values, dtype: str) -> str:
+        return self.tensor_const(np.asarray(values, dtype=NUMPY[dtype]))
+
     def ints(self, values) -> str:
         return self.tensor_const(np.asarray(list(values), dtype=np.int64))
 

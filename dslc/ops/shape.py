@@ -269,5 +269,5 @@ def _one_hot_shape(types, depth, dtype):
 
 
 primitive("one_hot", "shape", _one_hot_shape, vjp=lambda g, out, x, depth, dtype: (None,),
-          onnx=lambda b, x, depth, dtype: b.OneHot(x, b.ints([depth]), b.tensor([0, 1], dtype), axis=-1),
+          onnx=lambda b, x, depth, dtype: b.OneHot(x, b.ints([depth]), b.array([0, 1], dtype), axis=-1),
           np=lambda x, depth, dtype: np.eye(depth, dtype=NUMPY[dtype])[x])
