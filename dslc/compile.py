@@ -268,7 +268,7 @@ def _training(model: Model, setup: TrainSetup, opt, c: Compiled) -> onnx.ModelPr
     if select is not None:
         hyper_init["loss_select"] = np.asarray(0, dtype=np.int64)
     g = lower_graph(roots, graph_inputs, {**inits, **hyper_init}, name=model.name + "_train",
-                    base_seed=setup.seed)
+                    base_seed=setup.seed, rng_counter="step")
     manifest = {
         "version": 1, "role": "training", "model": model.name,
         "data": _data_entries(data_inputs),

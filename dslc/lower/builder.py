@@ -21,8 +21,10 @@ class OnnxBuilder:
     """Collects ONNX nodes for one graph. `node` is the IR node being lowered
     (its type and location), `dim_sources` maps a symbol to (tensor, axis)."""
 
-    def __init__(self, dim_sources: dict[str, tuple[str, int]] | None = None, base_seed: int = 0):
+    def __init__(self, dim_sources: dict[str, tuple[str, int]] | None = None, base_seed: int = 0,
+                 rng_counter: str | None = None):
         self.nodes: list[onnx.NodeProto] = []
+        self.rng_counter = rng_counter      # int64 scalar keying counter-based random draws
         self.dim_sources = dict(dim_sources or {})
         self.base_seed = base_seed
         self.node = None

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..ir.node import Node
 from ..ir.types import NUMPY, TensorType
+from ..lower import rng
 from .registry import primitive
 
 _uids = itertools.count()
@@ -21,11 +22,22 @@ def _like(b, shape, dtype):
     return b.ConstantOfShape(b.dims(shape), value=b.tensor([0.0], dtype))
 
 
+def _lower(kind):
+    # in the training graph: counter-based draws keyed by the step (resumable);
+    # elsewhere: ONNX Runtime's own generator
+    def lower(b, shape, dtype, uid):
+        if b.rng_counter is not None:
+            return getattr(rng, kind)(b, shape, dtype, uid)
+        op = "RandomNormalLike" if kind == "normal" else "RandomUniformLike"
+        return b.op(op, _like(b, shape, dtype), seed=b.seed(uid))
+    return lower
+
+
 primitive("random_normal", "random", _rand_shape, vjp=lambda g, out, **_: (),
-          onnx=lambda b, shape, dtype, uid: b.RandomNormalLike(_like(b, shape, dtype), seed=b.seed(uid)),
+          onnx=_lower("normal"),
           np=lambda shape, dtype, uid: np.random.default_rng(uid).standard_normal(shape).astype(NUMPY[dtype]))
 primitive("random_uniform", "random", _rand_shape, vjp=lambda g, out, **_: (),
-          onnx=lambda b, shape, dtype, uid: b.RandomUniformLike(_like(b, shape, dtype), seed=b.seed(uid)),
+          onnx=_lower("uniform"),
           np=lambda shape, dtype, uid: np.random.default_rng(uid).random(shape).astype(NUMPY[dtype]))
 
 

@@ -1,7 +1,9 @@
 """Parse tree (Lark) -> AST (dslc.syntax.ast). One method per grammar alias."""
 from __future__ import annotations
 
-from lark import Token, Transformer, v_args
+import dataclasses
+
+from lark import Token, Transformer
 
 from ..errors import Loc, SpecError, Source, suggest
 from . import ast as A
@@ -24,53 +26,51 @@ def unescape(body: str) -> str:
     return "".join(out)
 
 
-@v_args(meta=True)
 class ToAst(Transformer):
-    """Turns the Lark tree into AST nodes with locations into `source`."""
+    """Builds AST nodes while the LALR parser reduces (it is Lark's `transformer=`).
 
-    def __init__(self, source: Source):
-        super().__init__(visit_tokens=False)
-        self.source = source
+    A node's place is its first token's: keywords and opening brackets that
+    start a node are named terminals in the grammar so that they stay in
+    `ch`. `source` is set for each parse (the parser is built once)."""
 
-    # -- locations
+    source: Source = Source("<text>", "")
+
     def at(self, x) -> Loc:
-        """Loc of a token, a Lark meta, or an AST node."""
+        """Loc of a token or of an AST node."""
         if isinstance(x, Token):
             return Loc(self.source.filename, x.line, x.column, self.source)
-        if hasattr(x, "loc"):
-            return x.loc
-        return Loc(self.source.filename, x.line, x.column, self.source)
+        return x.loc
 
     # -- items
-    def start(self, meta, ch):
+    def start(self, ch):
         return [c for c in ch if c is not None]
 
-    def const(self, meta, ch):
-        name, expr = ch
-        return A.Const(str(name), expr, loc=self.at(meta), end_line=meta.end_line)
+    def const(self, ch):
+        kw, name, expr = ch
+        return A.Const(str(name), expr, loc=self.at(kw), end_line=kw.line)
 
-    def layer(self, meta, ch):
-        name, *rest = ch
+    def layer(self, ch):
+        kw, name, *rest = ch
         params = rest[0] if len(rest) == 2 else []
-        body = rest[-1]
-        return A.Layer(str(name), params, body, loc=self.at(meta), end_line=meta.end_line)
+        body, end = rest[-1]
+        return A.Layer(str(name), params, body, loc=self.at(kw), end_line=end.line)
 
-    def model(self, meta, ch):
-        name, body = ch
-        return A.Model(str(name), body, loc=self.at(meta), end_line=meta.end_line)
+    def model(self, ch):
+        kw, name, (body, end) = ch
+        return A.Model(str(name), body, loc=self.at(kw), end_line=end.line)
 
-    def train(self, meta, ch):
-        name, *settings = ch
-        return A.Train(str(name), settings, loc=self.at(meta), end_line=meta.end_line)
+    def train(self, ch):
+        kw, name, *settings, end = ch
+        return A.Train(str(name), settings, loc=self.at(kw), end_line=end.line)
 
-    def setting(self, meta, ch):
+    def setting(self, ch):
         name, expr = ch
         return A.Setting(str(name), expr, loc=self.at(name))
 
-    def params(self, meta, ch):
+    def params(self, ch):
         return list(ch)
 
-    def arg(self, meta, ch):
+    def arg(self, ch):
         name, typ, default = ch
         if isinstance(typ, A.TensorType):
             kind = "tensor"
@@ -86,91 +86,91 @@ class ToAst(Transformer):
             kind = "any"
         return A.Arg(str(name), typ, kind, default, loc=self.at(name))
 
-    def block(self, meta, ch):
-        return list(ch)
+    def block(self, ch):
+        *stmts, end = ch
+        return stmts, end
 
     # -- statements
-    def input(self, meta, ch):
-        name, typ = ch
-        return A.Input(str(name), typ, loc=self.at(meta))
+    def input(self, ch):
+        kw, name, typ = ch
+        return A.Input(str(name), typ, loc=self.at(kw))
 
-    def param(self, meta, ch):
-        name, typ, init = ch
-        return A.ParamDecl(str(name), typ, init, loc=self.at(meta))
+    def param(self, ch):
+        kw, name, typ, init = ch
+        return A.ParamDecl(str(name), typ, init, loc=self.at(kw))
 
-    def state(self, meta, ch):
-        name, typ, init = ch
-        return A.StateDecl(str(name), typ, init, loc=self.at(meta))
+    def state(self, ch):
+        kw, name, typ, init = ch
+        return A.StateDecl(str(name), typ, init, loc=self.at(kw))
 
-    def assign(self, meta, ch):
+    def assign(self, ch):
         *names, expr = ch
-        return A.Assign([str(n) for n in names], expr, loc=self.at(meta),
+        return A.Assign([str(n) for n in names], expr, loc=self.at(names[0]),
                         target_locs=[self.at(n) for n in names])
 
-    def output(self, meta, ch):
-        name, expr = ch
-        return A.Output(str(name), expr, loc=self.at(meta))
+    def output(self, ch):
+        kw, name, expr = ch
+        return A.Output(str(name), expr, loc=self.at(kw))
 
-    def loss(self, meta, ch):
-        name, expr, wrt = ch
+    def loss(self, ch):
+        kw, name, expr, wrt = ch
         paths = wrt or []
         return A.Loss(str(name) if name is not None else None, expr, [p for p, _ in paths],
-                      loc=self.at(meta), wrt_locs=[l for _, l in paths])
+                      loc=self.at(kw), wrt_locs=[l for _, l in paths])
 
-    def wrt_list(self, meta, ch):
+    def wrt_list(self, ch):
         return list(ch)
 
-    def dotted(self, meta, ch):
+    def dotted(self, ch):
         return ".".join(str(t) for t in ch), self.at(ch[0])
 
-    def metric(self, meta, ch):
-        name, expr = ch
-        return A.Metric(str(name), expr, loc=self.at(meta))
+    def metric(self, ch):
+        kw, name, expr = ch
+        return A.Metric(str(name), expr, loc=self.at(kw))
 
-    def __default__(self, data, children, meta):   # `return` is a Python keyword
-        if data == "return":
-            return A.Return(list(children), loc=self.at(meta))
-        raise AssertionError(f"no AST rule for {data}")
+    def ret(self, ch):
+        kw, *exprs = ch
+        return A.Return(exprs, loc=self.at(kw))
 
     # -- types
-    def tensor_type(self, meta, ch):
-        dtype, *rest = ch
+    def tensor_type(self, ch):
+        dtype, bracket, *rest = ch
         dims = rest[0] if rest else []
         if dtype is None:
-            return A.TensorType("f32", dims, loc=self.at(meta), explicit_dtype=False)
-        return A.TensorType(str(dtype), dims, loc=self.at(meta), dtype_loc=self.at(dtype))
+            return A.TensorType("f32", dims, loc=self.at(bracket), explicit_dtype=False)
+        return A.TensorType(str(dtype), dims, loc=self.at(dtype), dtype_loc=self.at(dtype))
 
-    def dims(self, meta, ch):
+    def dims(self, ch):
         return list(ch)
 
-    def star(self, meta, ch):
+    def star(self, ch):
         return A.Star(loc=self.at(ch[0]))
 
     # -- expressions
-    def pipe(self, meta, ch):
+    def pipe(self, ch):
         lhs, op, rhs = ch
-        return A.Pipe(lhs, rhs, loc=self.at(meta), op_loc=self.at(op))
+        return A.Pipe(lhs, rhs, loc=lhs.loc, op_loc=self.at(op))
 
-    def compare(self, meta, ch):
+    def compare(self, ch):
         lhs, op, rhs = ch
-        return A.Compare(str(op), lhs, rhs, loc=self.at(meta), op_loc=self.at(op))
+        return A.Compare(str(op), lhs, rhs, loc=lhs.loc, op_loc=self.at(op))
 
-    def binop(self, meta, ch):
+    def binop(self, ch):
         lhs, op, rhs = ch
-        return A.BinOp(str(op), lhs, rhs, loc=self.at(meta), op_loc=self.at(op))
+        return A.BinOp(str(op), lhs, rhs, loc=lhs.loc, op_loc=self.at(op))
 
-    def neg(self, meta, ch):
-        _, operand = ch
-        return A.UnaryOp("-", operand, loc=self.at(meta))
+    def neg(self, ch):
+        op, operand = ch
+        return A.UnaryOp("-", operand, loc=self.at(op))
 
-    def as_name(self, meta, ch):
+    def as_name(self, ch):
         call, name = ch
         if not isinstance(call, A.Call) or call.as_name is not None:
             raise SpecError(f"`as {name}` names a layer call's instance, so it must follow a call "
                             f"like `f(x) as {name}`", self.at(name))
         return A.Call(call.func, call.args, call.kwargs, str(name), loc=call.loc, as_loc=self.at(name))
 
-    def call(self, meta, ch):
+    def call(self, ch):
         func, *rest = ch
         args, kwargs = [], []
         for a in (rest[0] if rest else []):
@@ -182,59 +182,63 @@ class ToAst(Transformer):
                 raise SpecError("a positional argument cannot follow keyword arguments", a.loc)
             else:
                 args.append(a)
-        return A.Call(func, args, kwargs, loc=self.at(meta))
+        return A.Call(func, args, kwargs, loc=func.loc)
 
-    def call_args(self, meta, ch):
+    def call_args(self, ch):
         return list(ch)
 
-    def kwarg(self, meta, ch):
+    def kwarg(self, ch):
         name, value = ch
         return A.Keyword(str(name), value, loc=self.at(name))
 
-    def index(self, meta, ch):
+    def index(self, ch):
         value, items = ch
-        return A.Index(value, items, loc=self.at(meta))
+        return A.Index(value, items, loc=value.loc)
 
-    def subscripts(self, meta, ch):
+    def subscripts(self, ch):
         return list(ch)
 
-    def slice(self, meta, ch):
-        parts = list(ch) + [None] * (3 - len(ch))
-        return A.Slice(*parts, loc=self.at(meta))
+    def slice(self, ch):
+        lo, colon, hi, *step = ch            # step: [] or [COLON, step]
+        first = lo if lo is not None else colon
+        return A.Slice(lo, hi, step[1] if step else None, loc=self.at(first))
 
-    def attr(self, meta, ch):
+    def attr(self, ch):
         value, name = ch
-        return A.Attr(value, str(name), loc=self.at(meta))
+        return A.Attr(value, str(name), loc=value.loc)
 
-    def name(self, meta, ch):
+    def name(self, ch):
         return A.Name(str(ch[0]), loc=self.at(ch[0]))
 
-    def number(self, meta, ch):
+    def number(self, ch):
         text = str(ch[0])
         is_int = text.isdigit()
         value = int(text) if is_int else float(text)
         return A.Num(value, is_int, text=text, loc=self.at(ch[0]))
 
-    def string(self, meta, ch):
+    def string(self, ch):
         return A.Str(unescape(str(ch[0])[1:-1]), loc=self.at(ch[0]))
 
-    def true(self, meta, ch):
-        return A.Bool(True, loc=self.at(meta))
+    def paren(self, ch):                     # `(e)` is e, placed at its `(`
+        return dataclasses.replace(ch[1], loc=self.at(ch[0]))
 
-    def false(self, meta, ch):
-        return A.Bool(False, loc=self.at(meta))
+    def true(self, ch):
+        return A.Bool(True, loc=self.at(ch[0]))
 
-    def list(self, meta, ch):
-        return A.ListLit(ch[0] if ch else [], loc=self.at(meta))
+    def false(self, ch):
+        return A.Bool(False, loc=self.at(ch[0]))
 
-    def dict(self, meta, ch):
-        return A.DictLit(ch[0] if ch else [], loc=self.at(meta))
+    def list(self, ch):
+        return A.ListLit(ch[1] if len(ch) > 1 else [], loc=self.at(ch[0]))
 
-    def items(self, meta, ch):
+    def dict(self, ch):
+        return A.DictLit(ch[1] if len(ch) > 1 else [], loc=self.at(ch[0]))
+
+    def items(self, ch):
         return list(ch)
 
-    def pairs(self, meta, ch):
+    def pairs(self, ch):
         return list(ch)
 
-    def pair(self, meta, ch):
+    def pair(self, ch):
         return (ch[0], ch[1])

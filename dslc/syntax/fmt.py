@@ -31,8 +31,13 @@ def to_dl(program: A.Program) -> str:
 
 def format_source(text: str, filename: str = "<text>") -> str:
     """Parse and print back canonically; raises SpecError for a bad spec."""
+    from ..errors import Loc, SpecError
     from .parser import parse
-    return format_program(parse(text, filename))
+    program = parse(text, filename)
+    try:
+        return format_program(program)
+    except RecursionError:
+        raise SpecError("the spec is nested too deeply to print", Loc(filename, 1, 1)) from None
 
 
 # ------------------------------------------------------------------ expressions
@@ -177,8 +182,12 @@ class _Printer:
     def program(self) -> str:
         out: list[str] = []
         prev_kind, prev_line = None, 0
-        for it in self.p.items:
+        items = self.p.items
+        for k, it in enumerate(items):
             start, end = _line(it), max(getattr(it, "end_line", 0), _line(it))
+            if isinstance(it, A.Const) and start:      # its code may go on up to the next item
+                nxt = _line(items[k + 1]) - 1 if k + 1 < len(items) else 10**12
+                self.const_end = max(start, nxt)
             if start:
                 for c in self.take(0, start - 1):       # whole-line comments before it
                     if prev_kind == "item" or (prev_kind == "comment" and self.blank_between(prev_line, c.line)):
@@ -203,7 +212,8 @@ class _Printer:
 
     def item(self, it, start: int, end: int) -> list[str]:
         if isinstance(it, A.Const):
-            return [self.trail(f"const {it.name} = {expr(it.expr)}", self.take(start, end) if start else [])]
+            comments = self.take(start, self.const_end, inline=True) if start else []
+            return [self.trail(f"const {it.name} = {expr(it.expr)}", comments)]
         if isinstance(it, A.Layer):
             head, body = f"layer {it.name}({', '.join(arg_text(a) for a in it.args)}) {{", it.body
         elif isinstance(it, A.Model):

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 from lark.lexer import PatternStr
 
 from ..errors import Loc, Source, SpecError, SpecErrors
@@ -35,8 +35,8 @@ _ITEM_START_TERMS = {"CONST", "LAYER", "MODEL", "TRAIN"}
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     text = (resources.files("dslc.grammar") / "dl.lark").read_text(encoding="utf-8")
-    return Lark(text, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=True, postlex=Layout())
+    return Lark(text, parser="lalr", lexer="contextual", maybe_placeholders=True,
+                postlex=Layout(), transformer=ToAst())
 
 
 def parse(text: str, filename: str = "<text>") -> A.Program:
@@ -59,7 +59,8 @@ def _parse(text: str, filename: str) -> A.Program:
     try:
         items = _parse_once(text, source)
     except SpecError as first:
-        errors = _collect_errors(text, source) or [first]
+        errors = [SpecError(e.message, e.loc, e.notes)
+                  for e in (_collect_errors(text, source) or [first])]
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     comments, blanks = scan_comments(text)
     items = [dataclasses.replace(it, doc=doc_text(doc_comments(comments, it.loc.line)))
@@ -73,16 +74,11 @@ class _Fatal(SpecError):
 
 def _parse_once(text: str, source: Source) -> list:
     lark = _lark()
+    ToAst.source = source      # where the nodes built during this parse point
     try:
-        tree = lark.parse(text)
+        return lark.parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, lark, source) from None
-    try:
-        return ToAst(source).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, SpecError):
-            raise e.orig_exc from None
-        raise
 
 
 def _collect_errors(text: str, source: Source) -> list[SpecError]:
