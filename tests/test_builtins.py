@@ -1,0 +1,491 @@
+"""The built-in functions (LANGUAGE.md §7): numbers against NumPy references
+(through the NumPy engine, and ONNX Runtime for a few), and the errors for misuse."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dslc.errors import Loc, SpecError
+from dslc.evaluate import evaluate
+from dslc.ir import Sym, TensorType, at
+from dslc.ops.builtins import BUILTINS, Builtin, call_builtin
+from dslc.ops.leaves import input_
+
+F = {name: b for name, b in BUILTINS.items()}      # F["softmax"](x) reads like the spec
+B, T, m = Sym.var("B"), Sym.var("T"), Sym.var("m")
+rng = np.random.default_rng(0)
+
+
+def inp(name, shape, dtype="f32"):
+    return input_(name, TensorType(dtype, tuple(shape)))
+
+
+def ev(node, **feeds):
+    return evaluate({"y": node}, feeds)["y"]
+
+
+def ev64(node, **feeds):
+    return evaluate({"y": node}, feeds, dtype_override="f64")["y"]
+
+
+def np_softmax(z, axis=-1):
+    e = np.exp(z - z.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+# -- the table -------------------------------------------------------------------
+
+def test_table_covers_language_section_7():
+    names = """exp log sqrt abs sign relu sigmoid tanh softplus identity maximum minimum clip where
+    sum mean max min logsumexp argmax reshape transpose concat stack flatten expand squeeze unsqueeze
+    zeros ones softmax log_softmax conv max_pool avg_pool embedding dropout normal uniform bernoulli
+    mse cross_entropy bce_logits hinge kl_normal l1 l2 accuracy grad index
+    add sub mul div pow neg lt le gt ge eq ne matmul""".split()
+    assert not [n for n in names if n not in BUILTINS]
+    b = BUILTINS["sum"]
+    assert isinstance(b, Builtin)
+    assert b.positional == ("x", "axis", "keepdims")
+    assert b.keywords == {"axis": None, "keepdims": False}
+    assert b.tensor_args == ("x",)
+    assert BUILTINS["concat"].arg("xs").kind == "tensors"
+    assert BUILTINS["conv"].keywords == {"stride": 1, "padding": "valid", "dilation": 1}
+    assert BUILTINS["cross_entropy"].keywords == {"reduce": "mean"}
+
+
+def test_call_builtin_checks_arity_and_keywords():
+    x = inp("x", (B, 4))
+    y = call_builtin("softmax", [x], {"axis": -1})
+    assert y.type == TensorType("f32", (B, 4))
+    with pytest.raises(SpecError, match=r"has no argument `axes` \(did you mean `axis`\?\)"):
+        call_builtin("sum", [x], {"axes": 1})
+    with pytest.raises(SpecError, match="at most 3 arguments"):
+        call_builtin("sum", [x, 0, True, 1], {})
+    with pytest.raises(SpecError, match="needs argument `x`"):
+        call_builtin("relu", [], {})
+    with pytest.raises(SpecError, match="given twice"):
+        call_builtin("softmax", [x, 0], {"axis": 1})
+    with pytest.raises(SpecError, match=r"unknown function `sofmax` \(did you mean `softmax`\?\)"):
+        call_builtin("sofmax", [x], {})
+    with pytest.raises(SpecError, match=r"`axis` of sum must be an axis .* found a tensor f32\[B, 4\]"):
+        call_builtin("sum", [x], {"axis": x})
+    with pytest.raises(SpecError, match="`p` of dropout must be a number"):
+        call_builtin("dropout", [x, "half"], {})
+
+
+def test_errors_carry_the_current_location():
+    loc = Loc("net.dl", 7, 5)
+    with at(loc), pytest.raises(SpecError) as e:
+        F["add"](inp("a", (3, 4)), inp("b", (5,)))
+    assert (e.value.filename, e.value.line, e.value.column) == ("net.dl", 7, 5)
+    with at(loc), pytest.raises(SpecError) as e:
+        call_builtin("sum", [inp("a", (3,))], {"axs": 0})
+    assert e.value.line == 7
+
+
+# -- elementwise, operators, dtype rules ------------------------------------------
+
+def test_elementwise_values():
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    xn = inp("x", (3, 4))
+    for name, ref in [("exp", np.exp), ("abs", np.abs), ("sign", np.sign), ("tanh", np.tanh),
+                      ("relu", lambda v: np.maximum(v, 0)), ("sigmoid", lambda v: 1 / (1 + np.exp(-v))),
+                      ("softplus", lambda v: np.log1p(np.exp(v))), ("identity", lambda v: v)]:
+        np.testing.assert_allclose(ev(F[name](xn), x=x), ref(x), rtol=1e-5, atol=1e-6, err_msg=name)
+    p = np.abs(x) + 0.1
+    np.testing.assert_allclose(ev(F["log"](xn), x=p), np.log(p), rtol=1e-6)
+    np.testing.assert_allclose(ev(F["sqrt"](xn), x=p), np.sqrt(p), rtol=1e-6)
+    np.testing.assert_allclose(ev(F["clip"](xn, -0.5, 0.5), x=x), np.clip(x, -0.5, 0.5))
+    np.testing.assert_allclose(ev(F["maximum"](xn, 0.2), x=x), np.maximum(x, 0.2))
+    np.testing.assert_allclose(ev(F["minimum"](0.2, xn), x=x), np.minimum(x, 0.2))
+    np.testing.assert_allclose(ev(F["where"](F["gt"](xn, 0), xn, 0.0), x=x), np.where(x > 0, x, 0))
+    np.testing.assert_allclose(ev(F["pow"](xn, 2), x=x), x ** 2, rtol=1e-6)
+
+
+def test_numbers_take_the_tensor_dtype():
+    x, k = inp("x", (B, 3)), inp("k", (B,), "i64")
+    assert F["mul"](2, x).type == TensorType("f32", (B, 3))          # 2 * x is f32
+    assert F["add"](k, 1).type == TensorType("i64", (B,))            # i64 stays i64
+    assert F["lt"](x, 0).type == TensorType("bool", (B, 3))
+    assert F["exp"](1.0).type == TensorType("f32", ())
+    x64 = inp("x64", (3,), "f64")
+    assert F["sub"](1, x64).dtype == "f64"
+
+
+def test_dtype_and_shape_errors_name_both():
+    x, k = inp("x", (B, 3)), inp("k", (B, 3), "i64")
+    with pytest.raises(SpecError, match=r"f32\[B, 3\] and i64\[B, 3\]"):
+        F["add"](x, k)
+    with pytest.raises(SpecError, match=r"i64\[B, 3\] with the float 0.5"):
+        F["mul"](k, 0.5)
+    with pytest.raises(SpecError, match=r"\[3, 4\] and \[5\]"):
+        F["add"](inp("a", (3, 4)), inp("b", (5,)))
+    with pytest.raises(SpecError, match=r"f32\[B, 3\] by f32\[4, 2\]"):
+        F["matmul"](x, inp("w", (4, 2)))
+    with pytest.raises(SpecError, match="bool condition"):
+        F["where"](x, x, x)
+    with pytest.raises(SpecError, match=r"exp needs a float tensor, found i64\[B, 3\]"):
+        F["exp"](k)
+
+
+def test_matmul_batches_and_vectors():
+    a, w, v = inp("a", (B, T, 4)), inp("w", (4, 2)), inp("v", (4,))
+    assert F["matmul"](a, w).type == TensorType("f32", (B, T, 2))
+    assert F["matmul"](v, w).shape == (2,)
+    assert F["matmul"](inp("m", (3, 4)), v).shape == (3,)
+    av, wv, vv = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(4)
+    np.testing.assert_allclose(ev64(F["matmul"](a, w), a=av, w=wv), av @ wv)
+    np.testing.assert_allclose(ev64(F["matmul"](v, w), v=vv, w=wv), vv @ wv)
+
+
+# -- reductions ---------------------------------------------------------------------
+
+def test_reductions():
+    x = rng.standard_normal((2, 3, 4))
+    xn = inp("x", (2, 3, 4))
+    np.testing.assert_allclose(ev64(F["sum"](xn), x=x), x.sum())
+    np.testing.assert_allclose(ev64(F["sum"](xn, axis=[0, -1]), x=x), x.sum((0, 2)))
+    np.testing.assert_allclose(ev64(F["mean"](xn, axis=1, keepdims=True), x=x), x.mean(1, keepdims=True))
+    np.testing.assert_allclose(ev64(F["max"](xn, axis=-1), x=x), x.max(-1))
+    np.testing.assert_allclose(ev64(F["min"](xn, axis=0), x=x), x.min(0))
+    np.testing.assert_array_equal(ev64(F["argmax"](xn, axis=-1), x=x), x.argmax(-1))
+    np.testing.assert_array_equal(ev64(F["argmax"](xn), x=x), x.argmax())
+    with pytest.raises(SpecError, match=r"axis 3 is out of range of f32\[2, 3, 4\]"):
+        F["sum"](xn, axis=3)
+
+
+def test_logsumexp_is_stable():
+    x = np.array([[1e4, 1e4 - 1.0, -1e4], [0.0, 1.0, 2.0]], np.float32)
+    xn = inp("x", (2, 3))
+    got = ev(F["logsumexp"](xn, axis=-1), x=x)
+    ref = x.max(-1) + np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    # d logsumexp = softmax, finite too
+    g = ev(F["grad"](F["sum"](F["logsumexp"](xn, axis=-1)), xn), x=x)
+    np.testing.assert_allclose(g, np_softmax(x.astype(np.float64)), atol=1e-6)
+
+
+# -- shape functions and indexing ------------------------------------------------------
+
+def test_shape_functions():
+    x = rng.standard_normal((2, 3, 4))
+    xn = inp("x", (2, 3, 4))
+    np.testing.assert_allclose(ev64(F["reshape"](xn, (4, -1)), x=x), x.reshape(4, -1))
+    np.testing.assert_allclose(ev64(F["transpose"](xn), x=x), x.transpose())
+    np.testing.assert_allclose(ev64(F["transpose"](xn, [0, 2, 1]), x=x), x.transpose(0, 2, 1))
+    np.testing.assert_allclose(ev64(F["flatten"](xn), x=x), x.reshape(2, 12))
+    np.testing.assert_allclose(ev64(F["concat"]([xn, xn], axis=-1), x=x), np.concatenate([x, x], -1))
+    np.testing.assert_allclose(ev64(F["stack"]([xn, xn], axis=1), x=x), np.stack([x, x], 1))
+    np.testing.assert_allclose(ev64(F["stack"]([xn, xn], axis=-1), x=x), np.stack([x, x], -1))
+    np.testing.assert_allclose(ev64(F["unsqueeze"](xn, -1), x=x), x[..., None])
+    np.testing.assert_allclose(ev64(F["squeeze"](F["unsqueeze"](xn, 0), 0), x=x), x)
+    y = inp("y", (3, 1))
+    yv = rng.standard_normal((3, 1))
+    np.testing.assert_allclose(ev64(F["expand"](y, (2, 3, 5)), y=yv), np.broadcast_to(yv, (2, 3, 5)))
+    np.testing.assert_allclose(ev64(F["squeeze"](y), y=yv), yv[:, 0])
+    with pytest.raises(SpecError, match=r"cannot reshape f32\[2, 3, 4\] to \[5, 5\]"):
+        F["reshape"](xn, (5, 5))
+    with pytest.raises(SpecError, match=r"cannot concat f32\[2, 3, 4\] and f32\[2, 3\]"):
+        F["concat"]([xn, inp("z", (2, 3))], axis=0)
+
+
+def test_symbolic_shapes():
+    x = inp("x", (B, T, 8))
+    assert F["reshape"](x, (-1, 8)).shape == (B * T, 8)
+    assert F["reshape"](x, (B, -1)).shape == (B, 8 * T)
+    assert F["flatten"](x).shape == (B, 8 * T)
+    z = F["zeros"]((B, 64))
+    assert z.type == TensorType("f32", (B, 64))
+    o = F["ones"]((B, 2), dtype="i64")
+    xv = rng.standard_normal((2, 5, 8))
+    got = evaluate({"o": o, "x": x}, {"x": xv})
+    np.testing.assert_array_equal(got["o"], np.ones((2, 2), np.int64))
+
+
+def test_index():
+    x = rng.standard_normal((4, 6))
+    xn = inp("x", (4, 6))
+    for items, ref in [([None, 0], x[:, 0]), ([-1], x[-1]), ([None, (2, 5, None)], x[:, 2:5]),
+                       ([(None, None, 2), (1, None, 3)], x[::2, 1::3]), ([(-3, None, None), -2], x[-3:, -2]),
+                       ([1, 2], x[1, 2]), ([slice(None, 3), slice(None, None, 2)], x[:3, ::2])]:
+        np.testing.assert_allclose(ev64(F["index"](xn, items), x=x), ref, err_msg=str(items))
+    xs = inp("xs", (T, B, 16))
+    assert F["index"](xs, [-1]).shape == (B, 16)
+    last = F["index"](xs, [-1])
+    xv = rng.standard_normal((5, 2, 16))
+    np.testing.assert_allclose(ev64(last, xs=xv), xv[-1])
+    g = inp("g", (B, 4 * m))
+    assert F["index"](g, [None, (m, 2 * m, None)]).shape == (B, m)
+    with pytest.raises(SpecError, match=r"index 6 is out of range for axis 1 of size 6"):
+        F["index"](xn, [None, 6])
+    with pytest.raises(SpecError, match=r"slice 2:8 is out of range"):
+        F["index"](xn, [None, (2, 8, None)])
+    with pytest.raises(SpecError, match="too many indices"):
+        F["index"](xn, [0, 0, 0])
+
+
+# -- networks ---------------------------------------------------------------------------
+
+def test_softmax_and_log_softmax():
+    z = rng.standard_normal((5, 7)).astype(np.float32) * 3
+    zn = inp("z", (B, 7))
+    p = ev(F["softmax"](zn), z=z)
+    np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
+    np.testing.assert_allclose(p, np_softmax(z), rtol=1e-5)
+    np.testing.assert_allclose(ev(F["log_softmax"](zn), z=z), np.log(np_softmax(z)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ev(F["softmax"](zn, axis=0), z=z), np_softmax(z, 0), rtol=1e-5)
+    big = np.array([[1e4, 0.0, -1e4]], np.float32)
+    assert np.all(np.isfinite(ev(F["softmax"](zn), z=big)))
+
+
+def _conv_ref(x, w, stride, pads, dil):
+    """direct loops: y[n, o, i] = sum_c,t w[o, c, t] xpad[n, c, i s + t d] (1-d)"""
+    xp = np.pad(x, [(0, 0), (0, 0), pads])
+    k = w.shape[2]
+    out = (xp.shape[2] - dil * (k - 1) - 1) // stride + 1
+    y = np.zeros((x.shape[0], w.shape[0], out))
+    for i in range(out):
+        for t in range(k):
+            y[:, :, i] += np.einsum("nc,oc->no", xp[:, :, i * stride + t * dil], w[:, :, t])
+    return y
+
+
+def test_conv_values_and_padding():
+    x, w = rng.standard_normal((2, 3, 9)), rng.standard_normal((4, 3, 3))
+    xn, wn = inp("x", (B, 3, 9)), inp("w", (4, 3, 3))
+    for kw, pads in [({}, (0, 0)), ({"padding": "same"}, (1, 1)), ({"padding": 2, "stride": 2}, (2, 2)),
+                     ({"padding": "same", "dilation": 2}, (2, 2))]:
+        got = ev64(F["conv"](xn, wn, **kw), x=x, w=w)
+        ref = _conv_ref(x, w, kw.get("stride", 1), pads, kw.get("dilation", 1))
+        np.testing.assert_allclose(got, ref, rtol=1e-10, err_msg=str(kw))
+    # "same" keeps the size, even for even kernels and in 2-d
+    assert F["conv"](xn, inp("w4", (4, 3, 4)), padding="same").shape == (B, 4, 9)
+    x2 = inp("x2", (B, 3, 7, 5))
+    assert F["conv"](x2, inp("k", (8, 3, 3, 3)), padding="same").shape == (B, 8, 7, 5)
+    assert F["conv"](x2, inp("k", (8, 3, 3, 3)), stride=2).shape == (B, 8, 3, 2)
+
+
+def test_conv_errors():
+    with pytest.raises(SpecError, match=r"conv needs an NCL \(rank 3\) or NCHW \(rank 4\) input, found f32\[B, 8\]"):
+        F["conv"](inp("x", (B, 8)), inp("w", (4, 8, 3)))
+    with pytest.raises(SpecError, match=r"kernel .* of rank 4, found f32\[4, 3, 3\]"):
+        F["conv"](inp("x", (B, 3, 8, 8)), inp("w", (4, 3, 3)))
+    with pytest.raises(SpecError, match=r"3 input channels != 2"):
+        F["conv"](inp("x", (B, 3, 8)), inp("w", (4, 2, 3)))
+    with pytest.raises(SpecError, match='"same" needs stride 1'):
+        F["conv"](inp("x", (B, 3, 8)), inp("w", (4, 3, 3)), stride=2, padding="same")
+    with pytest.raises(SpecError, match=r"did you mean `same`"):
+        F["conv"](inp("x", (B, 3, 8)), inp("w", (4, 3, 3)), padding="sme")
+
+
+def _pool_ref(x, k, s, fn):
+    n, c, h, w = x.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    y = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            y[:, :, i, j] = fn(x[:, :, i * s:i * s + k, j * s:j * s + k], axis=(2, 3))
+    return y
+
+
+@pytest.mark.parametrize("k,s", [(2, None), (2, 2), (3, 3), (3, 2), (2, 1)])
+def test_pooling_values(k, s):
+    x = rng.standard_normal((2, 3, 7, 6))
+    xn = inp("x", (B, 3, 7, 6))
+    for name, fn in [("max_pool", np.max), ("avg_pool", np.mean)]:
+        got = ev64(F[name](xn, k, s), x=x)
+        np.testing.assert_allclose(got, _pool_ref(x, k, s or k, fn), rtol=1e-10, err_msg=name)
+
+
+def test_pooling_1d_and_symbolic():
+    x = rng.standard_normal((2, 3, 9))
+    got = ev64(F["max_pool"](inp("x", (B, 3, 9)), 2), x=x)
+    np.testing.assert_allclose(got, x[:, :, :8].reshape(2, 3, 4, 2).max(-1))
+    y = F["avg_pool"](inp("img", (B, 3, T, T)), 2)
+    assert y.shape[:2] == (B, 3)
+    img = rng.standard_normal((2, 3, 5, 5))
+    np.testing.assert_allclose(ev64(y, img=img), _pool_ref(img, 2, 2, np.mean), rtol=1e-10)
+    with pytest.raises(SpecError, match="max_pool needs an NCL"):
+        F["max_pool"](inp("v", (B, 4)), 2)
+
+
+def test_embedding():
+    table, ids = rng.standard_normal((10, 4)), np.array([[1, 9], [0, 1]])
+    got = ev64(F["embedding"](inp("ids", (B, 2), "i64"), inp("table", (10, 4))), ids=ids, table=table)
+    np.testing.assert_allclose(got, table[ids])
+    with pytest.raises(SpecError, match=r"ids must be i64 .* found f32\[B\]"):
+        F["embedding"](inp("f", (B,)), inp("table", (10, 4)))
+
+
+def test_dropout_scales_in_training():
+    x = np.ones((50, 40), np.float32)
+    y = ev(F["dropout"](inp("x", (B, 40)), 0.25), x=x)       # the NumPy engine runs training mode
+    assert np.all((y == 0) | np.isclose(y, 1 / 0.75))
+    assert abs((y == 0).mean() - 0.25) < 0.05
+    d = F["dropout"](inp("x", (B, 40)), 0.25)
+    assert d.op == "training" and d.inputs[1].op == "input"     # inference: x itself
+    assert F["dropout"](inp("x", (B, 40)), 0.0).op == "input"
+    with pytest.raises(SpecError, match=r"dropout probability must be in \[0, 1\)"):
+        F["dropout"](inp("x", (B, 40)), 1.0)
+
+
+def test_random_draws():
+    n = F["normal"]((B, 500))
+    u = F["uniform"]((B, 500))
+    b = F["bernoulli"](0.3, (B, 500))
+    assert n.type == u.type == b.type == TensorType("f32", (B, 500))
+    xv = np.zeros((4, 1), np.float32)
+    got = evaluate({"n": n, "u": u, "b": b, "x": inp("x", (B, 1))}, {"x": xv})
+    assert abs(got["n"].mean()) < 0.1 and abs(got["n"].std() - 1) < 0.1
+    assert 0 <= got["u"].min() and got["u"].max() < 1
+    assert set(np.unique(got["b"])) <= {0.0, 1.0} and abs(got["b"].mean() - 0.3) < 0.05
+
+
+# -- losses and metrics -------------------------------------------------------------------
+
+def test_cross_entropy_is_minus_log_softmax_of_label():
+    z = rng.standard_normal((6, 5)).astype(np.float32)
+    y = np.array([0, 4, 2, 2, 1, 3])
+    zn, yn = inp("z", (B, 5)), inp("y", (B,), "i64")
+    ref = -np.log(np_softmax(z.astype(np.float64))[np.arange(6), y])
+    np.testing.assert_allclose(ev(F["cross_entropy"](zn, yn, reduce="none"), z=z, y=y), ref, rtol=1e-5)
+    np.testing.assert_allclose(ev(F["cross_entropy"](zn, yn), z=z, y=y), ref.mean(), rtol=1e-5)
+    np.testing.assert_allclose(ev(F["cross_entropy"](zn, yn, reduce="sum"), z=z, y=y), ref.sum(), rtol=1e-5)
+    big = np.array([[1e4, 0, 0, 0, -1e4]], np.float32)
+    np.testing.assert_allclose(ev(F["cross_entropy"](zn, yn, reduce="none"), z=big, y=np.array([1])), [1e4])
+
+
+def test_cross_entropy_errors():
+    zn = inp("z", (B, 5))
+    with pytest.raises(SpecError, match=r"labels as i64 class indices, found f32\[B\]"):
+        F["cross_entropy"](zn, inp("y", (B,)))
+    with pytest.raises(SpecError, match=r"labels i64\[B, 5\] do not match logits f32\[B, 5\]"):
+        F["cross_entropy"](zn, inp("y", (B, 5), "i64"))
+    with pytest.raises(SpecError, match='reduce must be "mean", "sum" or "none"'):
+        F["cross_entropy"](zn, inp("y", (B,), "i64"), reduce="avg")
+
+
+def test_simple_losses():
+    a, t = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    an, tn = inp("a", (B, 3)), inp("t", (B, 3))
+    np.testing.assert_allclose(ev64(F["mse"](an, tn), a=a, t=t), ((a - t) ** 2).mean())
+    np.testing.assert_allclose(ev64(F["mse"](an, tn, reduce="none"), a=a, t=t), (a - t) ** 2)
+    s = np.sign(t)
+    np.testing.assert_allclose(ev64(F["hinge"](an, tn, reduce="sum"), a=a, t=s), np.maximum(0, 1 - s * a).sum())
+    p = rng.random((4, 3))
+    bce = -(p * np.log(1 / (1 + np.exp(-a))) + (1 - p) * np.log(1 - 1 / (1 + np.exp(-a))))
+    np.testing.assert_allclose(ev64(F["bce_logits"](an, tn, reduce="none"), a=a, t=p), bce, rtol=1e-10)
+    kl = -0.5 * (1 + t - a ** 2 - np.exp(t))
+    np.testing.assert_allclose(ev64(F["kl_normal"](an, tn, reduce="none"), a=a, t=t), kl)
+    np.testing.assert_allclose(ev64(F["l1"](an), a=a), np.abs(a).sum())
+    np.testing.assert_allclose(ev64(F["l2"](an), a=a), (a ** 2).sum())
+    with pytest.raises(SpecError, match=r"same shape, found f32\[B, 3\] and f32\[B, 1, 3\]"):
+        F["mse"](an, inp("w", (B, 1, 3)))
+
+
+def test_softplus_and_bce_finite_at_large_inputs():
+    z = np.array([[1e4, -1e4, 0.0]], np.float32)
+    t = np.array([[1.0, 0.0, 1.0]], np.float32)
+    zn, tn = inp("z", (1, 3)), inp("t", (1, 3))
+    sp = ev(F["softplus"](zn), z=z)
+    np.testing.assert_allclose(sp, [[1e4, 0.0, np.log(2)]], rtol=1e-6)
+    b = ev(F["bce_logits"](zn, tn, reduce="none"), z=z, t=t)
+    assert np.all(np.isfinite(b))
+    np.testing.assert_allclose(b, [[0.0, 0.0, np.log(2)]], atol=1e-6)
+    g = ev(F["grad"](F["bce_logits"](zn, tn), zn), z=z, t=t)
+    assert np.all(np.isfinite(g))
+
+
+def test_accuracy():
+    z = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], np.float32)
+    y = np.array([1, 0, 0, 0])
+    acc = F["accuracy"](inp("z", (B, 2)), inp("y", (B,), "i64"))
+    assert acc.type == TensorType("f32", ())
+    np.testing.assert_allclose(ev(acc, z=z, y=y), 0.75)
+
+
+# -- grad -----------------------------------------------------------------------------------
+
+def test_grad_builtin_and_second_derivative():
+    xn = inp("x", (B, 2), "f64")
+    x = rng.standard_normal((3, 2))
+    f = F["sum"](F["pow"](xn, 3))
+    g = F["grad"](f, xn)                                     # 3 x^2
+    np.testing.assert_allclose(ev64(g, x=x), 3 * x ** 2)
+    h = F["grad"](F["sum"](F["index"](g, [None, 0])), xn)   # d/dx sum(3 x[:, 0]^2) = 6 x[:, 0] in column 0
+    ref = np.zeros_like(x)
+    ref[:, 0] = 6 * x[:, 0]
+    np.testing.assert_allclose(ev64(h, x=x), ref)
+    with pytest.raises(SpecError, match="scalar"):
+        F["grad"](F["pow"](xn, 3), xn)
+
+
+# -- ONNX Runtime agrees on a few compositions -------------------------------------------------
+
+def test_onnx_runtime_agrees():
+    lower = pytest.importorskip("dslc.lower")
+    ort = pytest.importorskip("onnxruntime")
+    zn, yn, img = inp("z", (B, 5)), inp("y", (B,), "i64"), inp("img", (B, 2, 7, 6))
+    outs = {"p": F["softmax"](zn), "ce": F["cross_entropy"](zn, yn), "acc": F["accuracy"](zn, yn),
+            "mp": F["max_pool"](img, 2), "ap": F["avg_pool"](img, 3, 2), "bce": F["bce_logits"](zn, 1.0),
+            "last": F["index"](zn, [-1, (1, None, 2)])}
+    feeds = {"z": np.array([[1e4, 0, 0, 0, -1e4], [1, 2, 3, 4, 5]], np.float32),
+             "y": np.array([0, 3]), "img": rng.standard_normal((2, 2, 7, 6)).astype(np.float32)}
+    model = lower.lower_function(outs, [zn, yn, img])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    want = evaluate(outs, feeds)
+    for k, v in want.items():
+        assert np.all(np.isfinite(got[k])), k
+        np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-5, err_msg=k)
+
+
+# -- gradients of the compositions (float64 finite differences) ------------------------------
+
+def _fd_check(build, shapes, seed=0):
+    from dslc.autodiff import grad
+    r = np.random.default_rng(seed)
+    nodes = [inp(f"x{i}", s, "f64") for i, s in enumerate(shapes)]
+    feeds = {f"x{i}": r.standard_normal(s) for i, s in enumerate(shapes)}
+    y = build(*nodes)
+    c = r.standard_normal(y.shape)
+    f = F["sum"](F["mul"](y, input_("c", TensorType("f64", y.shape))))
+    feeds["c"] = c
+    gs = evaluate({n.attrs["name"]: g for n, g in zip(nodes, grad(f, nodes))}, feeds, dtype_override="f64")
+    for n in nodes:
+        name, x, h = n.attrs["name"], feeds[n.attrs["name"]], 1e-6
+        fd = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            up, dn = x.copy(), x.copy()
+            up[idx] += h
+            dn[idx] -= h
+            fd[idx] = (ev64(f, **{**feeds, name: up}) - ev64(f, **{**feeds, name: dn})) / (2 * h)
+        np.testing.assert_allclose(gs[name], fd, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name,build,shapes", [
+    ("softmax", lambda z: F["softmax"](z), [(3, 4)]),
+    ("log_softmax", lambda z: F["log_softmax"](z, axis=0), [(3, 4)]),
+    ("logsumexp", lambda z: F["logsumexp"](z, axis=1), [(3, 4)]),
+    ("conv_same", lambda x, w: F["conv"](x, w, padding="same"), [(1, 2, 5, 4), (2, 2, 3, 2)]),
+    ("max_pool", lambda x: F["max_pool"](x, 2), [(1, 2, 5, 4)]),
+    ("avg_pool_overlap", lambda x: F["avg_pool"](x, 3, 2), [(1, 1, 7, 5)]),
+    ("max_pool_overlap", lambda x: F["max_pool"](x, 2, 1), [(1, 1, 4, 4)]),
+    ("bce_logits", lambda z, t: F["bce_logits"](z, t), [(3, 2), (3, 2)]),
+    ("kl_normal", lambda a, b: F["kl_normal"](a, b), [(3, 2), (3, 2)]),
+    ("index", lambda x: F["index"](x, [(1, None, 2), -1]), [(5, 3)]),
+    ("stack_flatten", lambda a, b: F["flatten"](F["stack"]([a, b], 1)), [(2, 3), (2, 3)]),
+    ("clip", lambda x: F["clip"](x, -0.5, 0.5), [(4, 4)]),
+])
+def test_composition_gradients(name, build, shapes):
+    _fd_check(build, shapes)
+
+
+def test_builtin_graphs_lint():
+    from dslc.ir.graph import Graph
+    zn, yn, img = inp("z", (B, 5)), inp("y", (B,), "i64"), inp("img", (B, 2, T, T))
+    outs = {"ce": F["cross_entropy"](zn, yn), "mp": F["max_pool"](img, 2), "ap": F["avg_pool"](img, 3, 2),
+            "c": F["conv"](img, inp("w", (4, 2, 3, 3)), padding="same"), "d": F["dropout"](zn, 0.5),
+            "i": F["index"](img, [-1, None, (1, T - 1, None)])}
+    outs["g"] = F["grad"](outs["ce"], zn)
+    Graph(outs).lint()
