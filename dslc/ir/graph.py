@@ -15,6 +15,32 @@ from .node import Node
 LEAVES = ("input", "param", "state", "const")
 
 
+class Subgraph:
+    """A node attribute holding a closed sub-graph (e.g. a scan's step body).
+
+    Generic hooks for the engines: `graph()` is the sub-graph (printed indented
+    under its node and linted with the outer graph), `header()` its first
+    printed line, `rebuild(run)` the same sub-graph with a whole-graph rebuild
+    `run(roots) -> roots` applied inside (passes see through bodies); it returns
+    self when nothing changed. Identity is by object (hashable CSE keys)."""
+
+    def graph(self) -> "Graph":
+        raise NotImplementedError
+
+    def header(self) -> str:
+        return repr(self)
+
+    def lint(self) -> None:
+        self.graph().lint()
+
+    def rebuild(self, run) -> "Subgraph":
+        raise NotImplementedError
+
+
+def subgraphs(n: Node) -> list[Subgraph]:
+    return [v for v in n.attrs.values() if isinstance(v, Subgraph)]
+
+
 class Graph:
     """Roots by name (outputs, losses, metrics, new state...) over a DAG of Nodes."""
 
@@ -63,9 +89,10 @@ class Graph:
         return out
 
     def print(self) -> str:
-        """Typed SSA, one node per line, with the spec line it came from."""
+        """Typed SSA, one node per line, with the spec line it came from.
+        A sub-graph attribute (a scan body) prints indented under its first user."""
         names = self.names()
-        lines = []
+        lines, shown = [], set()
         for n in self.order():
             lhs = f"{names[n.id]}:{n.dtype}{show_shape(n.shape).replace(' ', '')}"
             args = " ".join(names[i.id] for i in n.inputs)
@@ -75,6 +102,11 @@ class Graph:
             if n.loc is not None:
                 line = f"{line:<44} # {n.loc.filename.rsplit('/', 1)[-1]}:{n.loc.line}"
             lines.append(line)
+            for sg in subgraphs(n):
+                if id(sg) not in shown:
+                    shown.add(id(sg))
+                    lines.append("    " + sg.header())
+                    lines.extend("    " + ln for ln in sg.graph().print().splitlines())
         for name, n in self.roots.items():
             lines.append(f"return {name} = {names[n.id]}")
         return "\n".join(lines)
@@ -105,6 +137,11 @@ class Graph:
                 else:
                     if ty != n.type:
                         problems.append(f"%{n.id}: stored type {n.type} != recomputed {ty}")
+            for sg in subgraphs(n):
+                try:
+                    sg.lint()
+                except AssertionError as e:
+                    problems.append(f"%{n.id}: in {sg!r}: {e}")
         if problems:
             raise AssertionError("lint failed:\n  " + "\n  ".join(problems) + "\n" + self.print())
 

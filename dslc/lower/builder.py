@@ -28,12 +28,20 @@ class OnnxBuilder:
         self.dim_sources = dict(dim_sources or {})
         self.base_seed = base_seed
         self.node = None
-        self._n = 0
+        self._n = [0]                   # shared with child builders: names stay unique model-wide
         self._cache: dict = {}
 
     def fresh(self, stem: str = "t") -> str:
-        self._n += 1
-        return f"_{stem}_{self._n}"
+        self._n[0] += 1
+        return f"_{stem}_{self._n[0]}"
+
+    def child(self) -> "OnnxBuilder":
+        """A builder for a nested graph (a Scan/Loop body). It may read the outer
+        graph's names made so far (constants, dims), but what it makes stays inside."""
+        c = OnnxBuilder(self.dim_sources, self.base_seed, self.rng_counter)
+        c._n = self._n
+        c._cache = dict(self._cache)
+        return c
 
     # -- nodes -------------------------------------------------------------
     def op(self, op_type: str, *inputs: str, _outputs: int = 1, **attrs):

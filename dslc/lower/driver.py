@@ -50,21 +50,7 @@ def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict
     for n in inputs:
         names[n.id] = n.attrs["name"]
         input_names.add(n.attrs["name"])
-    order = Graph(outputs).order()
-    for n in order:
-        if n.id in names:
-            continue
-        b.node = n
-        if n.op in ("input", "param", "state"):
-            nm = n.attrs["name"]
-            if nm not in initializers and nm not in input_names:
-                raise AssertionError(f"{n.op} `{nm}` is neither a graph input nor an initializer")
-            names[n.id] = nm
-            continue
-        prim = get(n.op)
-        assert prim.onnx is not None, f"primitive {n.op} has no ONNX lowering (specialise it away first)"
-        names[n.id] = prim.onnx(b, *[names[i.id] for i in n.inputs], **n.attrs)
-    b.node = None
+    _emit(b, Graph(outputs).order(), names, set(initializers) | input_names)
     outs = []
     for oname, n in outputs.items():
         src = names[n.id]
@@ -77,6 +63,45 @@ def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
         doc_string=doc)
     return graph
+
+
+def _emit(b: OnnxBuilder, order: list[Node], names: dict[int, str], known: set[str]) -> None:
+    """Lower each node not yet named through its primitive's `onnx` rule.
+    Leaves must be named already or carry a name in `known`."""
+    for n in order:
+        if n.id in names:
+            continue
+        b.node = n
+        if n.op in ("input", "param", "state"):
+            nm = n.attrs["name"]
+            if nm not in known:
+                raise AssertionError(f"{n.op} `{nm}` is neither a graph input nor an initializer")
+            names[n.id] = nm
+            continue
+        prim = get(n.op)
+        assert prim.onnx is not None, f"primitive {n.op} has no ONNX lowering (specialise it away first)"
+        names[n.id] = prim.onnx(b, *[names[i.id] for i in n.inputs], **n.attrs)
+    b.node = None
+
+
+def lower_subgraph(b: OnnxBuilder, outputs: list[Node], inputs: list[Node], outer: dict[int, str],
+                   name: str = "body") -> onnx.GraphProto:
+    """A nested graph (the body of a Scan or Loop) lowered inside builder `b`:
+    `inputs` become its formal inputs (fresh names, in order), the leaves in
+    `outer` (node id -> name) read values of the enclosing graph by name
+    (outer-scope references), and `outputs` become its outputs, in order."""
+    sub = b.child()
+    names = dict(outer)
+    for n in inputs:
+        names[n.id] = sub.fresh("in")
+    _emit(sub, Graph({str(i): o for i, o in enumerate(outputs)}).order(), names, set())
+    outs = []
+    for n in outputs:
+        oname = sub.fresh("out")
+        sub.nodes.append(helper.make_node("Identity", [names[n.id]], [oname]))
+        outs.append(value_info(oname, n.type))
+    return helper.make_graph(sub.nodes, name, inputs=[value_info(names[n.id], n.type) for n in inputs],
+                             outputs=outs)
 
 
 def make_model(graph: onnx.GraphProto, metadata: dict[str, str] | None = None, doc: str = "") -> onnx.ModelProto:
