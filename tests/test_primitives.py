@@ -22,6 +22,7 @@ from dslc.ir.node import apply as P
 from dslc.ops.leaves import input_
 from dslc.ops.random import random
 from dslc.ops.registry import REGISTRY
+from dslc.ops.scan import scan
 
 B, T = Sym.var("B"), Sym.var("T")
 SIZES = {"B": 3, "T": 4}        # values fed for the symbolic dims
@@ -131,6 +132,44 @@ ROWS = [
       f((1, 2, 4, 4)), f((2, 2, 3, 3))),
     R("conv2d_stride2", lambda x, w: P("conv", x, w, strides=(2, 2), pads=((0, 1), (1, 0)), dilations=(1, 1)),
       f((1, 1, 5, 6)), f((2, 1, 2, 3))),
+]
+
+# -- scan: recurrent cells, backprop through time (symbolic T)
+def _rnn(xs, h0, wx, wh):
+    # h_t = tanh(x_t Wx + h_{t-1} Wh)
+    return scan(lambda c, x: [P("tanh", x @ wx + c[0] @ wh)], xs, [h0])[0]
+
+
+def _lstm(xs, h0, w):
+    # gates = [x_t, h_{t-1}] W ; c_t = f c + i g ; h_t = o tanh(c_t)
+    m = h0.shape[-1]
+
+    def step(c, x):
+        h, cc = c
+        gates = P("concat", x, h, axis=1) @ w
+        part = lambda k: P("slice", gates, spec=((1, k * m, (k + 1) * m, 1),))
+        i, f_, o, g = P("sigmoid", part(0)), P("sigmoid", part(1)), P("sigmoid", part(2)), P("tanh", part(3))
+        c2 = f_ * cc + i * g
+        return [o * P("tanh", c2), c2]
+    hs, cs = scan(step, xs, [h0, h0 * 0.5])
+    return hs * cs
+
+
+def _gru(xs, h0, wz, wr, wh):
+    # z = σ([x,h] Wz) ; r = σ([x,h] Wr) ; h~ = tanh([x, r h] Wh) ; h' = (1 - z) h + z h~
+    def step(c, x):
+        h = c[0]
+        xh = P("concat", x, h, axis=1)
+        z, r = P("sigmoid", xh @ wz), P("sigmoid", xh @ wr)
+        hh = P("tanh", P("concat", x, r * h, axis=1) @ wh)
+        return [(1.0 - z) * h + z * hh]
+    return scan(step, xs, [h0])[0]
+
+
+ROWS += [
+    R("scan_rnn", _rnn, f(("T", 2, 3)), f((2, 4)), f((3, 4)), f((4, 4))),
+    R("scan_lstm", _lstm, f(("T", 2, 3)), f((2, 2)), f((5, 8))),
+    R("scan_gru", _gru, f(("T", 2, 3)), f((2, 3)), f((6, 3)), f((6, 3)), f((6, 3))),
 ]
 
 RANDOM = ["random_normal", "random_uniform"]
