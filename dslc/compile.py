@@ -114,6 +114,29 @@ def _batch_symbol(inputs: list[Node]):
     return next(d for d in first if d in common)
 
 
+def _with_dim_inputs(model: Model, roots: dict, inputs: list[Node]) -> list[Node]:
+    """`inputs` plus the model's data inputs that fix a symbolic dim the graph
+    uses but no reachable input determines (e.g. `normal([B, 4])` in a sampler:
+    the batch size is read off x's shape)."""
+    from .lower.driver import dim_sources
+    have = set(dim_sources(inputs))
+    need = set()
+    for n in Graph(roots).order():
+        for d in n.shape:
+            if isinstance(d, D.Sym):
+                need |= d.atoms()
+    out = list(inputs)
+    for sym in sorted(need - have):
+        for n in model.inputs.values():
+            if n not in out and sym in dim_sources([n]):
+                out.append(n)
+                have |= set(dim_sources([n]))
+                break
+        else:
+            raise SpecError(f"no input of model `{model.name}` fixes the dim `{sym}` its outputs use", model.loc)
+    return out
+
+
 def _doc(model: Model) -> str:
     return model.doc or f"dslc model {model.name}"
 
@@ -128,7 +151,8 @@ def _inference(model: Model, seed: int, opt, c: Compiled) -> onnx.ModelProto | N
     leaves = _leaves(roots)
     values = _values(model, seed)
     inits = {n.attrs["name"]: values[n.attrs["name"]] for n in leaves["param"] + leaves["state"]}
-    g = lower_graph(roots, leaves["input"], inits, name=model.name, doc=_doc(model), base_seed=seed)
+    g = lower_graph(roots, _with_dim_inputs(model, roots, leaves["input"]), inits, name=model.name,
+                    doc=_doc(model), base_seed=seed)
     meta = {"dslc.model": model.name, "dslc.role": "inference"}
     return make_model(g, meta, doc=_doc(model))
 
@@ -144,9 +168,10 @@ def _evaluation(model: Model, seed: int, opt, c: Compiled) -> onnx.ModelProto:
     values = _values(model, seed)
     carried = leaves["param"] + leaves["state"]
     inits = {n.attrs["name"]: values[n.attrs["name"]] for n in carried}
-    g = lower_graph(roots, leaves["input"] + carried, inits, name=model.name + "_eval", base_seed=seed)
+    data = _with_dim_inputs(model, roots, leaves["input"])
+    g = lower_graph(roots, data + carried, inits, name=model.name + "_eval", base_seed=seed)
     manifest = {"version": 1, "role": "evaluation", "model": model.name,
-                "data": _data_entries(leaves["input"]),
+                "data": _data_entries(data),
                 "params": [n.attrs["name"] for n in carried],
                 "losses": list(model.losses), "metrics": list(model.metrics)}
     return make_model(g, {"dslc.manifest": json.dumps(manifest)}, doc=_doc(model))
@@ -262,7 +287,8 @@ def _training(model: Model, setup: TrainSetup, opt, c: Compiled) -> onnx.ModelPr
             e["value"] = np.zeros((), dtype=np.int64)
     inits = {e["input"]: e.pop("value") for e in carried}
 
-    data_inputs = [n for n in _leaves(roots)["input"] if n.attrs["name"] in model.inputs]
+    data_inputs = _with_dim_inputs(model, roots,
+                                   [n for n in _leaves(roots)["input"] if n.attrs["name"] in model.inputs])
     graph_inputs = data_inputs + [leaves[e["input"]] for e in carried] + [lr_in] + ([select] if select else [])
     hyper_init = {"lr": np.asarray(1.0 if callable(lr_value) else lr_value, dtype=np.float32)}
     if select is not None:
