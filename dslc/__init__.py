@@ -11,16 +11,7 @@ from .compile import Compiled, compile
 from .errors import SpecError, SpecErrors
 
 
-def load(path):
-    """Parse and check the spec file at `path` (raises SpecError)."""
-    from .api import load as _load
-    return _load(path)
-
-
-def parse(text: str, filename: str = "<text>"):
-    """Parse and check spec text (raises SpecError)."""
-    from .api import parse as _parse
-    return _parse(text, filename)
+from .api import load, parse
 
 
 def __getattr__(name):

@@ -7,7 +7,7 @@ the original spelling of numbers and other layout details are excluded from
 
 Expressions: Num Str Bool Name Attr BinOp UnaryOp Compare Pipe Call Keyword
 Index Slice ListLit DictLit. Types: TensorType (dims are expressions or Star).
-Statements: Input ParamDecl StateDecl Assign Output Loss Metric Return.
+Statements: Input ParamDecl StateDecl Assign Output Loss Metric Return Update.
 Items: Const Layer Model Train (with Setting). Root: Program (with Comment).
 """
 from __future__ import annotations
@@ -239,7 +239,15 @@ class Return:
     loc: Loc | None = _loc()
 
 
-Stmt = Union[Input, ParamDecl, StateDecl, Assign, Output, Loss, Metric, Return]
+@dataclass(frozen=True)
+class Update:
+    """`update name = expr`: the new value of state `name` after a training step."""
+    name: str
+    expr: "Expr"
+    loc: Loc | None = _loc()
+
+
+Stmt = Union[Input, ParamDecl, StateDecl, Assign, Output, Loss, Metric, Return, Update]
 
 
 # ---------------------------------------------------------------------- items

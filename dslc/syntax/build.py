@@ -132,6 +132,10 @@ class ToAst(Transformer):
         kw, *exprs = ch
         return A.Return(exprs, loc=self.at(kw))
 
+    def update(self, ch):
+        kw, name, expr = ch
+        return A.Update(str(name), expr, loc=self.at(kw))
+
     # -- types
     def tensor_type(self, ch):
         dtype, bracket, *rest = ch

@@ -137,6 +137,8 @@ def stmt_text(s) -> str:
         return f"metric {s.name} = {expr(s.expr)}"
     if isinstance(s, A.Return):
         return "return " + ", ".join(expr(e) for e in s.exprs)
+    if isinstance(s, A.Update):
+        return f"update {s.name} = {expr(s.expr)}"
     if isinstance(s, A.Setting):
         return f"{s.name} = {expr(s.expr)}"
     raise TypeError(f"not a statement: {s!r}")

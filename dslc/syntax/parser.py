@@ -28,7 +28,7 @@ _WORDS = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "CMP": "
           "_NL": "end of line", "$END": "end of file"}
 _EXPR_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "LBRACE", "MINUS", "TRUE", "FALSE"}
 _OPERATORS = {"PIPE", "CMP", "PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "AS", "LPAR", "LSQB", "DOT"}
-_STMT_START = {"INPUT", "PARAM", "STATE", "OUTPUT", "LOSS", "METRIC", "RETURN"}
+_STMT_START = {"INPUT", "PARAM", "STATE", "OUTPUT", "LOSS", "METRIC", "RETURN", "UPDATE"}
 _ITEM_START_TERMS = {"CONST", "LAYER", "MODEL", "TRAIN"}
 
 
