@@ -88,7 +88,7 @@ class Graph:
                 k += 1
         return out
 
-    def print(self) -> str:
+    def print(self, locs: bool = True, _top: bool = True) -> str:
         """Typed SSA, one node per line, with the spec line it came from.
         A sub-graph attribute (a scan body) prints indented under its first user."""
         names = self.names()
@@ -99,17 +99,18 @@ class Graph:
             attrs = _attrs_text(n)
             rhs = " ".join(p for p in (n.op, args, attrs) if p)
             line = f"{lhs} = {rhs}"
-            if n.loc is not None:
+            if locs and n.loc is not None:
                 line = f"{line:<44} # {n.loc.filename.rsplit('/', 1)[-1]}:{n.loc.line}"
             lines.append(line)
             for sg in subgraphs(n):
                 if id(sg) not in shown:
                     shown.add(id(sg))
                     lines.append("    " + sg.header())
-                    lines.extend("    " + ln for ln in sg.graph().print().splitlines())
+                    lines.extend("    " + ln for ln in sg.graph().print(locs, False).splitlines())
         for name, n in self.roots.items():
             lines.append(f"return {name} = {names[n.id]}")
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        return _renumber_labels(text) if _top else text
 
     __str__ = print
 
@@ -144,6 +145,19 @@ class Graph:
                     problems.append(f"%{n.id}: in {sg!r}: {e}")
         if problems:
             raise AssertionError("lint failed:\n  " + "\n  ".join(problems) + "\n" + self.print())
+
+
+def _renumber_labels(text: str) -> str:
+    """Sub-graph labels (`scan17`) come from a process-wide counter; number them
+    by first appearance so equal graphs print equally."""
+    import re
+    seen: dict[str, str] = {}
+    draws: dict[str, str] = {}
+
+    def sub(m):
+        return seen.setdefault(m.group(0), f"{m.group(1)}{len(seen) + 1}")
+    text = re.sub(r"\b(scan)(\d+)\b", sub, text)
+    return re.sub(r"\buid=(\d+)", lambda m: draws.setdefault(m.group(0), f"uid={len(draws)}"), text)
 
 
 def _attrs_text(n: Node) -> str:

@@ -80,8 +80,14 @@ class OnnxBuilder:
     def onnx_dtype(self, dtype: str) -> int:
         return ONNX_DTYPE[dtype]
 
+    def draw(self, uid: int) -> int:
+        """The canonical number of a random draw: its order of lowering, so the
+        streams depend on the spec and the seed, not on what the process made before."""
+        draws = self.__dict__.setdefault("_draws", {})
+        return draws.setdefault(uid, len(draws))
+
     def seed(self, uid: int) -> float:
-        return float((self.base_seed * 1000003 + uid * 7919 + 17) % 2147483647)
+        return float((self.base_seed * 1000003 + self.draw(uid) * 7919 + 17) % 2147483647)
 
     # -- shapes ------------------------------------------------------------
     def dims(self, shape) -> str:

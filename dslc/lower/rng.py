@@ -39,7 +39,7 @@ def uniform_bits(b, shape, uid: int, stream: int = 0) -> str:
     idx = b.Range(b.tensor_const(np.asarray(0, np.int64)),
                   n if len(shape) else b.tensor_const(np.asarray(1, np.int64)),
                   b.tensor_const(np.asarray(1, np.int64)))
-    salt = (b.base_seed * 1_000_003 + uid * 7_919 + stream * 104_729) % (2 ** 62)
+    salt = (b.base_seed * 1_000_003 + b.draw(uid) * 7_919 + stream * 104_729) % (2 ** 62)
     # base = step * 2^32 + salt: a new block of keys at every step
     base = b.Add(b.Mul(b.rng_counter, b.tensor_const(np.asarray(2 ** 32, np.int64))),
                  b.tensor_const(np.asarray(salt, np.int64)))
