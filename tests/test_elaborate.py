@@ -273,3 +273,13 @@ def test_update_statement_prints_back():
     prog = api.parse(text)
     assert "    update s = s + mean(x, axis = 0)\n" in prog.to_dl()
     assert list(api.parse(prog.to_dl()).model().state_updates) == ["y.s"]
+
+
+def test_as_named_instance_params_can_be_read():
+    """`y = lin(x) as net` then `net.W` reads the shared instance's param."""
+    from dslc import parse
+    p = parse("layer lin(x: [B, n]) {\n    param W: [n, 3] ~ zeros\n    return x @ W\n}\n"
+              "model m {\n    input x: f32[B, 2]\n    y = lin(x) as net\n    output w = net.W\n"
+              "    loss = mean(y)\n}\n", "t.dl")
+    m = p.models["m"]
+    assert m.outputs["w"] is m.params["net.W"]

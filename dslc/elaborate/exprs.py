@@ -54,7 +54,8 @@ def _attr(e, scope, name):
         base = base.value
     if not isinstance(base, A.Name):
         raise SpecError("only a param path like `h1.W` can follow a `.`", e.loc)
-    scope.lookup(base.id, base.loc)                 # the instance's name must be bound
+    if scope.path(base.id) not in scope.ctx.instances:  # a bound name, or an `as` instance
+        scope.lookup(base.id, base.loc)
     path = scope.path(".".join([base.id, *reversed(parts)]))
     leaves = {**scope.ctx.params, **scope.ctx.states}
     if path in leaves:
