@@ -14,7 +14,7 @@ from dslc.ir.dims import show_shape
 from dslc.ir.node import Node
 
 LANG = Path(__file__).parent / "lang"
-SPECS = sorted(LANG.glob("*.dl"))
+SPECS = sorted(LANG.glob("*.dl")) + sorted((LANG.parent.parent / "specs").glob("*.dl"))
 
 
 def shapes(model) -> dict:

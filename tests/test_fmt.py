@@ -6,7 +6,7 @@ import pytest
 from dslc.syntax import ast as A
 from dslc.syntax import format_program, format_source, parse, to_dl
 
-LANG = sorted((Path(__file__).parent / "lang").glob("*.dl"))
+LANG = sorted((Path(__file__).parent / "lang").glob("*.dl")) + sorted((Path(__file__).parent.parent / "specs").glob("*.dl"))
 
 TRICKY = [
     "const A = (1 + 2) * 3 - -4 ** 2 ** -1\n",
