@@ -291,16 +291,24 @@ def _training(model: Model, setup: TrainSetup, opt, c: Compiled) -> onnx.ModelPr
                                    [n for n in _leaves(roots)["input"] if n.attrs["name"] in model.inputs])
     graph_inputs = data_inputs + [leaves[e["input"]] for e in carried] + [lr_in] + ([select] if select else [])
     hyper_init = {"lr": np.asarray(1.0 if callable(lr_value) else lr_value, dtype=np.float32)}
+    hyper = [{"name": "lr", "dtype": "float32", "default": float(hyper_init["lr"]),
+              **({"doc": "multiplier on the spec's lr expression"} if callable(lr_value) else {})}]
     if select is not None:
         hyper_init["loss_select"] = np.asarray(0, dtype=np.int64)
+    if any(n.op.startswith("random_") for n in Graph(roots).order()):
+        # the run's seed keys the graph's own random draws (with the step counter)
+        graph_inputs.append(input_("seed", TensorType("i64", ())))
+        hyper_init["seed"] = np.asarray(setup.seed, dtype=np.int64)
+        hyper.append({"name": "seed", "dtype": "int64", "default": int(setup.seed),
+                      "doc": "keys the random draws (dropout, normal, ...) with the step counter"})
     g = lower_graph(roots, graph_inputs, {**inits, **hyper_init}, name=model.name + "_train",
-                    base_seed=setup.seed, rng_counter="step")
+                    base_seed=setup.seed, rng_counter="step",
+                    rng_seed="seed" if "seed" in hyper_init else None)
     manifest = {
         "version": 1, "role": "training", "model": model.name,
         "data": _data_entries(data_inputs),
         "carried": carried,
-        "hyper": [{"name": "lr", "dtype": "float32", "default": float(hyper_init["lr"]),
-                   **({"doc": "multiplier on the spec's lr expression"} if callable(lr_value) else {})}],
+        "hyper": hyper,
         "losses": list(model.losses), "metrics": list(model.metrics),
         "steps": list(steps),
         "select": ({"input": "loss_select", "values": {n: i for i, n in enumerate(order)}} if select else None),

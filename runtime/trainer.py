@@ -107,6 +107,8 @@ class Trainer:
             else:
                 raise TypeError(f"Trainer got an unknown setting {key!r}; "
                                 f"expected one of {', '.join(list(DEFAULTS) + ['steps', 'hyper'])}")
+        if "seed" in s["hyper"] and "seed" not in overrides.get("hyper", {}):
+            s["hyper"]["seed"] = int(s["seed"])      # the graph's own random draws follow the seed
         for name in s["steps"]:
             if name not in self.manifest.losses:
                 raise ManifestError(f"steps names `{name}`, which is not a loss ({', '.join(self.manifest.losses)})")

@@ -66,8 +66,8 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
     from .train import elaborate_train
     for item in tree.items:
         if isinstance(item, A.Train):
-            setup = errors.guard(elaborate_train, item, prog, models, [it.name for it in tree.items
-                                                                        if isinstance(it, A.Model)])
+            setup = errors.guard(elaborate_train, item, prog, models,
+                                 [it.name for it in tree.items if isinstance(it, A.Model)], glob.consts)
             if setup is not None:
                 prog.trains[item.name] = setup
     if errors.list:

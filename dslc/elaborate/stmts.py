@@ -154,7 +154,12 @@ def _output(s: A.Output, scope):
     if s.expr is None:
         node = _tensor(scope.lookup(s.name, s.loc), s, f"output `{s.name}`")
     else:
-        node = _tensor(ev(s.expr, scope, name=s.name), s.expr, f"output `{s.name}`")
+        try:
+            node = _tensor(ev(s.expr, scope, name=s.name), s.expr, f"output `{s.name}`")
+        except Exception:
+            if not scope.has_local(s.name):        # later uses are skipped, not reported again
+                scope.bind(s.name, POISON, s.loc)
+            raise
     _unique_result(s.name, scope, s.loc)
     scope.outputs[s.name] = node
     if s.expr is not None:

@@ -25,7 +25,24 @@ class Ctx:
         self.prog, self.model, self.mctx, self.glob = prog, model, mctx, glob
 
 
-def elaborate_train(item: A.Train, prog, models: dict, model_names: list) -> TrainSetup | None:
+_CONSTS: dict = {}      # the spec's consts, visible to setting values while a train block is read
+
+
+def elaborate_train(item: A.Train, prog, models: dict, model_names: list, consts: dict | None = None):
+    """A validated TrainSetup for `train NAME { ... }` (consts may be used in values)."""
+    _CONSTS.clear()
+    _CONSTS.update(consts or {})
+    try:
+        return _elaborate_train(item, prog, models, model_names)
+    finally:
+        _CONSTS.clear()
+
+
+def _consts_only() -> Globals:
+    return Globals(consts=dict(_CONSTS))
+
+
+def _elaborate_train(item: A.Train, prog, models: dict, model_names: list) -> TrainSetup | None:
     from .program import Errors
     if item.name not in prog.models:
         if item.name in model_names:
@@ -73,13 +90,12 @@ def _apply(s: A.Setting, setup: TrainSetup, ctx: Ctx):
 
 def _static(e):
     """A number, string, bool or list of those, without any model names."""
-    from .scope import Globals as G
-    scope = Scope(G(), ModelCtx("<train>"))
+    scope = Scope(_consts_only(), ModelCtx("<train>"))
     return ev(e, scope)
 
 
 def number(e, lo=None, hi=None, what="a number", open_lo=False, open_hi=False) -> float:
-    v = _static(e) if not isinstance(e, A.Name) else None
+    v = _static(e) if not isinstance(e, A.Name) or e.id in _CONSTS else None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise SpecError(f"expected {what}, found {describe(v) if v is not None else f'`{e.id}`'}", e.loc)
     if (lo is not None and (v < lo or (open_lo and v == lo))) or \
@@ -89,7 +105,7 @@ def number(e, lo=None, hi=None, what="a number", open_lo=False, open_hi=False) -
 
 
 def integer(e, lo=0, what="an integer") -> int:
-    v = _static(e) if not isinstance(e, A.Name) else None
+    v = _static(e) if not isinstance(e, A.Name) or e.id in _CONSTS else None
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise SpecError(f"expected {what}, found {describe(v) if v is not None else f'`{e.id}`'}", e.loc)
     return v
@@ -113,7 +129,7 @@ def hyper(e, what: str):
     """A number, or an expression of the step counter `t` -> a function of the node t."""
     if _mentions_t(e):
         def build(t: Node, _e=e):
-            scope = Scope(Globals(), ModelCtx("<train>"))
+            scope = Scope(_consts_only(), ModelCtx("<train>"))
             scope.bind("t", t, None)
             out = ev(_e, scope)
             if not isinstance(out, Node) or out.shape != ():

@@ -25,6 +25,7 @@ class OnnxBuilder:
                  rng_counter: str | None = None):
         self.nodes: list[onnx.NodeProto] = []
         self.rng_counter = rng_counter      # int64 scalar keying counter-based random draws
+        self.rng_seed = None                # int64 scalar input holding the run's seed (or base_seed)
         self.dim_sources = dict(dim_sources or {})
         self.base_seed = base_seed
         self.node = None

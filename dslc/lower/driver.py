@@ -39,12 +39,13 @@ def dim_sources(inputs: list[Node]) -> dict[str, tuple[str, int]]:
 
 def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict[str, np.ndarray] | None = None,
                 name: str = "dslc", doc: str = "", base_seed: int = 0,
-                rng_counter: str | None = None) -> onnx.GraphProto:
+                rng_counter: str | None = None, rng_seed: str | None = None) -> onnx.GraphProto:
     """One ONNX graph computing `outputs` from `inputs` (input/param/state/leaf
     nodes that become graph inputs under their names). Leaves that are not
     inputs must have a value in `initializers` (they become constants)."""
     initializers = dict(initializers or {})
     b = OnnxBuilder(dim_sources(inputs), base_seed, rng_counter)
+    b.rng_seed = rng_seed
     names: dict[int, str] = {}
     input_names = set()
     for n in inputs:

@@ -11,8 +11,11 @@ counter, element index), hashed with the SplitMix64 finaliser:
     k ^= k >> 31
     u = (k >> 40) * 2^-24                          uniform on [0, 1) in float32
 
-Normals come from Box-Muller on two such streams. The step counter is
-carried and checkpointed, so a resumed run draws exactly the same noise.
+with base = step * 2^32 + seed * 1000003 + (draw number, stream) salt, the
+seed being the graph's int64 input `seed` (a hyper-parameter: the runtime
+feeds the run's seed). Normals come from Box-Muller on two such streams. The
+step counter is carried and checkpointed, so a resumed run draws exactly the
+same noise.
 """
 from __future__ import annotations
 
@@ -39,10 +42,12 @@ def uniform_bits(b, shape, uid: int, stream: int = 0) -> str:
     idx = b.Range(b.tensor_const(np.asarray(0, np.int64)),
                   n if len(shape) else b.tensor_const(np.asarray(1, np.int64)),
                   b.tensor_const(np.asarray(1, np.int64)))
-    salt = (b.base_seed * 1_000_003 + b.draw(uid) * 7_919 + stream * 104_729) % (2 ** 62)
-    # base = step * 2^32 + salt: a new block of keys at every step
+    salt = (b.draw(uid) * 7_919 + stream * 104_729) % (2 ** 31)
+    # base = step * 2^32 + seed * 1000003 + salt: a new block of keys at every step and seed
     base = b.Add(b.Mul(b.rng_counter, b.tensor_const(np.asarray(2 ** 32, np.int64))),
                  b.tensor_const(np.asarray(salt, np.int64)))
+    seed = b.rng_seed if b.rng_seed is not None else b.tensor_const(np.asarray(b.base_seed, np.int64))
+    base = b.Add(base, b.Mul(seed, b.tensor_const(np.asarray(1_000_003, np.int64))))
     k = b.Cast(b.Add(idx, base), to=13)                  # 13 = UINT64
     k = _mix(b, b.Mul(k, _u64(b, GAMMA)))
     top = b.Cast(b.BitShift(k, _u64(b, 40), direction="RIGHT"), to=1)   # 1 = FLOAT
