@@ -283,3 +283,31 @@ def test_as_named_instance_params_can_be_read():
               "    loss = mean(y)\n}\n", "t.dl")
     m = p.models["m"]
     assert m.outputs["w"] is m.params["net.W"]
+
+
+def test_consts_in_train_settings():
+    from dslc import parse
+    p = parse("const WD = 1e-4\nconst E = 7\nmodel m {\n    input x: f32[B, 2]\n    loss = mean(dense(x, 1))\n}\n"
+              "train m {\n    optimizer = sgd(lr = WD * 10)\n    weight_decay = WD\n    epochs = E\n"
+              "    schedule = cosine(E)\n}\n", "t.dl")
+    t = p.trains["m"]
+    assert (t.weight_decay, t.epochs, t.schedule, t.optimizer.args["lr"]) == (1e-4, 7, ("cosine", 7), 1e-3)
+
+
+def test_no_follow_on_error_after_a_failed_output():
+    from dslc import SpecError, parse
+    text = ("layer lin(x: [B, n], m: int) {\n    param W: [n, m] ~ zeros\n    return x @ W\n}\n"
+            "model m {\n    input x: f32[B, 4]\n    h = lin(x, 4 / 3)\n    output f = h\n    g = h\n"
+            "    loss = mean(f) + mean(g)\n}\n")
+    with pytest.raises(SpecError) as err:
+        parse(text, "t.dl")
+    errors = getattr(err.value, "errors", [err.value])
+    assert len(errors) == 1 and errors[0].line == 7
+
+
+def test_conv_biases_are_vectors():
+    """So that weight decay (rank >= 2) leaves them alone."""
+    from dslc import parse
+    p = parse("model m {\n    input x: f32[B, 1, 8, 8]\n    h = conv2d(x, 2, 3)\n"
+              "    g = conv1d(x[:, 0], 3, 3)\n    loss = mean(h) + mean(g)\n}\n", "t.dl")
+    assert {k: v.shape for k, v in p.models["m"].params.items() if k.endswith(".b")} == {"h.b": (2,), "g.b": (3,)}
