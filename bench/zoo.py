@@ -58,8 +58,9 @@ def main(argv=None) -> int:
     print(f"| entry | spec | figure | reference | holds | time |")
     print(f"| --- | --- | --- | --- | --- | --- |")
     for e, r in rows:
-        print(f"| {e.name} | `{e.spec}` | {r.figure} | {r.reference} | {'yes' if r.ok else 'NO'} | {r.seconds:.0f} s |")
-    return 0 if all(r.ok for _, r in rows) else 1
+        holds = "yes" if r.ok else ("NO" if e.required else "no (finding, not required)")
+        print(f"| {e.name} | `{e.spec}` | {r.figure} | {r.reference} | {holds} | {r.seconds:.0f} s |")
+    return 0 if all(r.ok for e, r in rows if e.required) else 1
 
 
 if __name__ == "__main__":

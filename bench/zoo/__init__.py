@@ -16,6 +16,7 @@ class Entry:
     spec: str                      # specs/NAME.dl
     claim: str                     # what the notes say, in a line
     run: Callable[[], "Result"]
+    required: bool = True          # False: a finding we report, not a claim the zoo must reproduce
 
 
 @dataclass
