@@ -62,8 +62,6 @@ def _elaborate_train(item: A.Train, prog, models: dict, model_names: list) -> Tr
             errors.add(SpecError(_unknown_setting(s.name), s.loc))
             continue
         errors.guard(_apply, s, setup, ctx)
-    if setup.steps is not None:
-        pass
     if errors.list:
         from ..errors import SpecErrors
         raise errors.list[0] if len(errors.list) == 1 else SpecErrors(errors.list)
