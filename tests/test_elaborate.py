@@ -311,3 +311,17 @@ def test_conv_biases_are_vectors():
     p = parse("model m {\n    input x: f32[B, 1, 8, 8]\n    h = conv2d(x, 2, 3)\n"
               "    g = conv1d(x[:, 0], 3, 3)\n    loss = mean(h) + mean(g)\n}\n", "t.dl")
     assert {k: v.shape for k, v in p.models["m"].params.items() if k.endswith(".b")} == {"h.b": (2,), "g.b": (3,)}
+
+
+def test_standard_recurrent_cells_scan():
+    from dslc import parse
+    p = parse("model m {\n    input xs: f32[T, B, 3]\n    a = scan(rnn_cell, xs, zeros([B, 4]))\n"
+              "    b, bc = scan(lstm_cell, xs, zeros([B, 4]), zeros([B, 4]))\n"
+              "    c, cc = scan(lstm_peephole_cell, xs, zeros([B, 4]), zeros([B, 4]))\n"
+              "    d = scan(gru_cell, xs, zeros([B, 4]))\n"
+              "    loss = mean(a) + mean(b) + mean(c) + mean(d)\n}\n", "t.dl")
+    shapes = {k: v.shape for k, v in p.models["m"].params.items()}
+    assert shapes["c.W"] == (11, 12) and shapes["c.Wc"] == (7, 4) and shapes["b.W"] == (7, 16)
+    import dslc
+    c = dslc.compile(p)
+    assert c.evaluation is not None
