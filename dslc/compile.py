@@ -62,11 +62,12 @@ def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | 
     opt = passes.optimize if optimize else (lambda r: r)
     seed = setup.seed if setup else 0
     c = Compiled(model.name, model, setup, None)
-    c.inference = _inference(model, seed, opt, c)
+    values = _values(model, seed)              # initial params and state, drawn once for all three
+    c.inference = _inference(model, seed, values, opt, c)
     if model.losses or model.metrics:
-        c.evaluation = _evaluation(model, seed, opt, c)
+        c.evaluation = _evaluation(model, seed, values, opt, c)
     if setup is not None and model.losses:
-        c.training = _training(model, setup, opt, c)
+        c.training = _training(model, setup, values, opt, c)
     return c
 
 
@@ -142,14 +143,13 @@ def _doc(model: Model) -> str:
 
 
 # -- inference ---------------------------------------------------------------------
-def _inference(model: Model, seed: int, opt, c: Compiled) -> onnx.ModelProto | None:
+def _inference(model: Model, seed: int, values: dict, opt, c: Compiled) -> onnx.ModelProto | None:
     if not model.outputs:
         return None
     roots, _ = passes.specialize(dict(model.outputs), "infer")
     roots = opt(roots)
     c.graphs["inference"] = roots
     leaves = _leaves(roots)
-    values = _values(model, seed)
     inits = {n.attrs["name"]: values[n.attrs["name"]] for n in leaves["param"] + leaves["state"]}
     g = lower_graph(roots, _with_dim_inputs(model, roots, leaves["input"]), inits, name=model.name,
                     doc=_doc(model), base_seed=seed)
@@ -158,14 +158,13 @@ def _inference(model: Model, seed: int, opt, c: Compiled) -> onnx.ModelProto | N
 
 
 # -- evaluation --------------------------------------------------------------------
-def _evaluation(model: Model, seed: int, opt, c: Compiled) -> onnx.ModelProto:
+def _evaluation(model: Model, seed: int, values: dict, opt, c: Compiled) -> onnx.ModelProto:
     roots = {k: v.node for k, v in model.losses.items()}
     roots.update(model.metrics)
     roots, _ = passes.specialize(roots, "infer")
     roots = opt(roots)
     c.graphs["evaluation"] = roots
     leaves = _leaves(roots)
-    values = _values(model, seed)
     carried = leaves["param"] + leaves["state"]
     inits = {n.attrs["name"]: values[n.attrs["name"]] for n in carried}
     data = _with_dim_inputs(model, roots, leaves["input"])
@@ -178,7 +177,7 @@ def _evaluation(model: Model, seed: int, opt, c: Compiled) -> onnx.ModelProto:
 
 
 # -- training ----------------------------------------------------------------------
-def _training(model: Model, setup: TrainSetup, opt, c: Compiled) -> onnx.ModelProto:
+def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -> onnx.ModelProto:
     steps = setup.steps or list(model.losses)
     order = list(dict.fromkeys(steps))                  # each loss once, in order
     opt_args = resolve_args(setup.optimizer.kind, setup.optimizer.args)
@@ -274,7 +273,6 @@ def _training(model: Model, setup: TrainSetup, opt, c: Compiled) -> onnx.ModelPr
     roots = opt(roots)
     c.graphs["training"] = roots
 
-    values = _values(model, setup.seed)
     for e in carried:
         nm = e["input"]
         if e["kind"] in ("param", "state"):
