@@ -189,7 +189,9 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
     fwd.update({f"metric:{k}": v for k, v in model.metrics.items()})
     fwd.update({f"state:{k}": v for k, v in model.state_updates.items()})
     fwd, _ = passes.specialize(fwd, "train")
-    used = {n.attrs["name"]: n for n in _leaves(fwd)["param"]}
+    fwd_leaves = _leaves(fwd)
+    used = {n.attrs["name"]: n for n in fwd_leaves["param"]}
+    read_states = {n.attrs["name"] for n in fwd_leaves["state"]}
 
     with at(setup.loc):
         step_in = input_("step", TensorType("i64", ()))
@@ -203,9 +205,7 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
 
         carried: list[dict] = []               # manifest entries
         new: dict[str, Node] = {}              # carried input name -> new value node
-        leaves: dict[str, Node] = {}           # carried input name -> leaf node
-        for path, p in used.items():
-            leaves[path] = p
+        leaves: dict[str, Node] = dict(used)   # carried input name -> leaf node
         slot_leaf = {}
         for path, p in used.items():
             for s in rule.slots(opt_args):
@@ -224,14 +224,14 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
                 lr_p = lr_t * _lr_scale(setup, path)
                 if p.dtype != "f32":
                     lr_p = P("cast", lr_p, dtype=p.dtype)
-                slots = {s: new.get(f"{path}.{s}", slot_leaf[f"{path}.{s}"]) for s in rule.slots(opt_args)}
-                th = new.get(path, p)
-                th_new, slots_new = rule.step(th, g, {s: slot_leaf[f"{path}.{s}"] for s in slots}, lr_p,
+                # the update starts from this run's inputs (one loss is applied per run)
+                start = {s: slot_leaf[f"{path}.{s}"] for s in rule.slots(opt_args)}
+                th_new, slots_new = rule.step(p, g, start, lr_p,
                                               t if p.dtype == "f32" else P("cast", t, dtype=p.dtype), **opt_args)
-                if select is not None:                 # apply only when this loss is selected
-                    on = P("eq", select, const(k, "i64"))
-                    th_new = P("where", on, th_new, th)
-                    slots_new = {s: P("where", on, v, slots[s]) for s, v in slots_new.items()}
+                if select is not None:                 # apply only when this loss is selected,
+                    on = P("eq", select, const(k, "i64"))   # else keep what an earlier loss chose
+                    th_new = P("where", on, th_new, new.get(path, p))
+                    slots_new = {s: P("where", on, v, new.get(f"{path}.{s}", start[s])) for s, v in slots_new.items()}
                 new[path] = th_new
                 for s, v in slots_new.items():
                     new[f"{path}.{s}"] = v
@@ -247,7 +247,7 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
             carried.append({"input": nm, "output": f"{nm}.next", "kind": "slot", "param": nm.rsplit(".", 1)[0],
                             "dtype": NP_NAME[leaf.dtype], "shape": list(leaf.shape), "init": "zeros"})
         for path, s in model.states.items():
-            if f"state:{path}" in fwd or any(n is s for n in _leaves(fwd)["state"]):
+            if f"state:{path}" in fwd or path in read_states:
                 leaves[path] = s
                 new[path] = fwd.get(f"state:{path}", s)
                 carried.append({"input": path, "output": f"{path}.next", "kind": "state",
