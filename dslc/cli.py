@@ -85,9 +85,22 @@ def cmd_train(a) -> int:
         overrides["data"] = a.data
     trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
                       **overrides)
+    _warn_past_schedule(c.setup, trainer, a.epochs)
     trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
+
+
+def _warn_past_schedule(setup, trainer, epochs) -> None:
+    """cosine(total) holds the lr at 0 after `total` steps: say so when the run is longer."""
+    sched = setup.schedule if setup is not None else None
+    if not (isinstance(sched, tuple) and sched[0] == "cosine"):
+        return
+    train, _ = trainer._train_valid(None, None)
+    steps = int(epochs or trainer.settings["epochs"]) * train.num_batches(trainer.settings["batch"])
+    if steps > sched[1]:
+        print(f"warning: schedule cosine({sched[1]}) ends at step {sched[1]} but this run takes {steps} "
+              f"steps; the learning rate stays 0 after step {sched[1]}", file=sys.stderr)
 
 
 # -- fmt -----------------------------------------------------------------------------
