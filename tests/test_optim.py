@@ -173,3 +173,24 @@ def test_adam_counts_each_losses_own_updates():
         for p in ("A", "C"):
             np.testing.assert_allclose(car[p], ref[p][0], rtol=1e-5, atol=1e-6, err_msg=f"{p} run {k + 1}")
     assert int(car["step"]) == 9 and int(car["step.la"]) == 6 and int(car["step.lb"]) == 3
+
+
+def test_const_in_lr_expression_compiles():
+    """`const BASE` inside an lr expression of t checks and compiles (issue 12 item 7):
+    the expression is elaborated once to IR over t, compile substitutes the graph's t."""
+    import dslc
+    spec = """\
+const BASE = 0.1
+model m {
+    input x: f32[B, 2]
+    param w: [2] ~ zeros
+    loss = sum(w * mean(x, axis = 0))
+}
+train m {
+    optimizer = sgd(lr = BASE * (1 + t) ** -0.5)
+}
+"""
+    c = dslc.compile(dslc.parse(spec))
+    got = run_steps(c.training, [{"x": np.ones((3, 2), np.float32)}] * 4)   # gradient of w: 1
+    want = -np.cumsum([0.1 * (1 + t) ** -0.5 for t in range(1, 5)])
+    np.testing.assert_allclose([h["w"][0] for h in got], want, rtol=1e-6)

@@ -5,8 +5,8 @@ counter `t` become Python functions building IR from the node for t."""
 from __future__ import annotations
 
 from ..errors import SpecError, suggest
-from ..ir.model import Optimizer, TrainSetup
-from ..ir.node import Node
+from ..ir.model import HyperExpr, Optimizer, TrainSetup
+from ..ir.node import Node, at
 from ..ir.types import TensorType
 from ..ops.leaves import input_
 from ..optim import OPTIMIZERS, REQUIRED
@@ -19,30 +19,20 @@ SCHEDULES = {"constant": 0, "inverse_power": 1, "step": 2, "cosine": 1, "warmup"
 
 
 class Ctx:
-    """What a setting's validator may look at."""
+    """What a setting's validator may look at: the program so far, the model,
+    its elaboration context and the spec's consts (usable in setting values)."""
 
-    def __init__(self, prog, model, mctx, glob):
-        self.prog, self.model, self.mctx, self.glob = prog, model, mctx, glob
+    def __init__(self, prog, model, mctx, consts: dict):
+        self.prog, self.model, self.mctx, self.consts = prog, model, mctx, dict(consts)
+
+    def scope(self) -> Scope:
+        """A scope seeing the consts only (no model names)."""
+        return Scope(Globals(consts=dict(self.consts)), ModelCtx("<train>"))
 
 
-_CONSTS: dict = {}      # the spec's consts, visible to setting values while a train block is read
-
-
-def elaborate_train(item: A.Train, prog, models: dict, model_names: list, consts: dict | None = None):
+def elaborate_train(item: A.Train, prog, models: dict, model_names: list,
+                    consts: dict | None = None) -> TrainSetup | None:
     """A validated TrainSetup for `train NAME { ... }` (consts may be used in values)."""
-    _CONSTS.clear()
-    _CONSTS.update(consts or {})
-    try:
-        return _elaborate_train(item, prog, models, model_names)
-    finally:
-        _CONSTS.clear()
-
-
-def _consts_only() -> Globals:
-    return Globals(consts=dict(_CONSTS))
-
-
-def _elaborate_train(item: A.Train, prog, models: dict, model_names: list) -> TrainSetup | None:
     from .program import Errors
     if item.name not in prog.models:
         if item.name in model_names:
@@ -50,7 +40,7 @@ def _elaborate_train(item: A.Train, prog, models: dict, model_names: list) -> Tr
         raise SpecError(f"`train {item.name}`: there is no model named `{item.name}`"
                         + suggest(item.name, model_names), item.loc)
     model, mctx = prog.models[item.name], models[item.name]
-    ctx = Ctx(prog, model, mctx, None)
+    ctx = Ctx(prog, model, mctx, consts or {})
     setup = TrainSetup(item.name, Optimizer("adam", {}, item.loc), loc=item.loc)
     errors, seen = Errors(), {}
     for s in item.settings:
@@ -86,14 +76,13 @@ def _apply(s: A.Setting, setup: TrainSetup, ctx: Ctx):
 
 # -- value readers ----------------------------------------------------------------
 
-def _static(e):
+def _static(ctx: Ctx, e):
     """A number, string, bool or list of those, without any model names."""
-    scope = Scope(_consts_only(), ModelCtx("<train>"))
-    return ev(e, scope)
+    return ev(e, ctx.scope())
 
 
-def number(e, lo=None, hi=None, what="a number", open_lo=False, open_hi=False) -> float:
-    v = _static(e) if not isinstance(e, A.Name) or e.id in _CONSTS else None
+def number(ctx: Ctx, e, lo=None, hi=None, what="a number", open_lo=False, open_hi=False) -> float:
+    v = _static(ctx, e) if not isinstance(e, A.Name) or e.id in ctx.consts else None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise SpecError(f"expected {what}, found {describe(v) if v is not None else f'`{e.id}`'}", e.loc)
     if (lo is not None and (v < lo or (open_lo and v == lo))) or \
@@ -102,8 +91,8 @@ def number(e, lo=None, hi=None, what="a number", open_lo=False, open_hi=False) -
     return float(v)
 
 
-def integer(e, lo=0, what="an integer") -> int:
-    v = _static(e) if not isinstance(e, A.Name) or e.id in _CONSTS else None
+def integer(ctx: Ctx, e, lo=0, what="an integer") -> int:
+    v = _static(ctx, e) if not isinstance(e, A.Name) or e.id in ctx.consts else None
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise SpecError(f"expected {what}, found {describe(v) if v is not None else f'`{e.id}`'}", e.loc)
     return v
@@ -123,20 +112,19 @@ def _call_parts(e, what: str, known: dict):
     return head, args, kwargs, loc
 
 
-def hyper(e, what: str):
-    """A number, or an expression of the step counter `t` -> a function of the node t."""
+def hyper(ctx: Ctx, e, what: str):
+    """A number, or an expression of the step counter `t`: IR over a leaf t,
+    elaborated once here (compile substitutes the graph's t)."""
     if _mentions_t(e):
-        def build(t: Node, _e=e):
-            scope = Scope(_consts_only(), ModelCtx("<train>"))
-            scope.bind("t", t, None)
-            out = ev(_e, scope)
-            if not isinstance(out, Node) or out.shape != ():
-                raise SpecError(f"{what} must be a scalar expression of `t`, found {describe(out)}", _e.loc)
-            return out
-        probe = input_("t", TensorType("f32", ()))
-        build(probe)                          # check it now, so compiling cannot fail later
-        return build
-    return number(e, what=what)
+        t = input_("t", TensorType("f32", ()))
+        scope = ctx.scope()
+        scope.bind("t", t, None)
+        with at(e.loc):
+            out = ev(e, scope)
+        if not isinstance(out, Node) or out.shape != () or out.dtype != "f32":
+            raise SpecError(f"{what} must be a scalar expression of `t`, found {describe(out)}", e.loc)
+        return HyperExpr(out, t)
+    return number(ctx, e, what=what)
 
 
 def _mentions_t(e) -> bool:
@@ -165,7 +153,7 @@ def _data(e, ctx):
 def _split(e, ctx):
     if isinstance(e, A.Str):
         return "valid", e.value
-    return "split", number(e, 0, 1, "a fraction between 0 and 1 (or a file name)", True, True)
+    return "split", number(ctx, e, 0, 1, "a fraction between 0 and 1 (or a file name)", True, True)
 
 
 def _optimizer(e, ctx):
@@ -189,45 +177,45 @@ def _optimizer(e, ctx):
     out = {}
     for k, v in given.items():
         if isinstance(rule.defaults[k], bool):
-            b = _static(v)
+            b = _static(ctx, v)
             if not isinstance(b, bool):
                 raise SpecError(f"`{k}` of {kind} must be true or false, found {describe(b)}", v.loc)
             out[k] = b
         elif k == "lr":
-            out[k] = hyper(v, "the learning rate")
+            out[k] = hyper(ctx, v, "the learning rate")
             if not callable(out[k]) and out[k] <= 0:
                 raise SpecError(f"the learning rate must be positive, found {out[k]}", v.loc)
         else:
-            out[k] = number(v, 0, None, f"a non-negative number for `{k}`")
+            out[k] = number(ctx, v, 0, None, f"a non-negative number for `{k}`")
     return "optimizer", Optimizer(kind, out, e.loc)
 
 
 def _schedule(e, ctx):
     if _mentions_t(e):
-        return "schedule", hyper(e, "the schedule")
+        return "schedule", hyper(ctx, e, "the schedule")
     kind, args, kwargs, loc = _call_parts(e, "schedule", SCHEDULES)
     if kwargs or len(args) != SCHEDULES[kind]:
         raise SpecError(f"schedule `{kind}` takes {SCHEDULES[kind]} positional argument(s)", e.loc)
     vals = []
     for a in args:
-        v = number(a, 0, None, "a non-negative number", open_lo=kind != "inverse_power")
+        v = number(ctx, a, 0, None, "a non-negative number", open_lo=kind != "inverse_power")
         vals.append(int(v) if v == int(v) and kind in ("step", "cosine", "warmup") and a is args[0] else v)
     return "schedule", (kind, *vals)
 
 
 def _penalty(field_name):
     def read(e, ctx):
-        return field_name, number(e, 0, None, f"a non-negative number for `{field_name}`")
+        return field_name, number(ctx, e, 0, None, f"a non-negative number for `{field_name}`")
     return read
 
 
 def _clip(e, ctx):
     if isinstance(e, A.Num):
-        return "clip", number(e, 0, None, "a positive number", open_lo=True)
+        return "clip", number(ctx, e, 0, None, "a positive number", open_lo=True)
     kind, args, kwargs, loc = _call_parts(e, "clip", {"norm": 1})
     if kwargs or len(args) != 1:
         raise SpecError("clip is norm(c): one positive bound on the gradient's global norm", e.loc)
-    return "clip", number(args[0], 0, None, "a positive number", open_lo=True)
+    return "clip", number(ctx, args[0], 0, None, "a positive number", open_lo=True)
 
 
 def _average(e, ctx):
@@ -236,7 +224,7 @@ def _average(e, ctx):
         raise SpecError("average is polyak(alpha) or polyak()", e.loc)
     if not args:
         return "average", "linear"
-    return "average", number(args[0], 0, 1, "an averaging rate alpha in (0, 1]", open_lo=True)
+    return "average", number(ctx, args[0], 0, 1, "an averaging rate alpha in (0, 1]", open_lo=True)
 
 
 def _early_stopping(e, ctx):
@@ -246,7 +234,7 @@ def _early_stopping(e, ctx):
     mode = [k.value.value if isinstance(k.value, A.Str) else None for k in kwargs]
     if mode and mode[0] not in ("min", "max"):
         raise SpecError('the early-stopping mode is "min" or "max"', kwargs[0].value.loc)
-    n = integer(args[0], 1, "a positive number of epochs")
+    n = integer(ctx, args[0], 1, "a positive number of epochs")
     m = args[1]
     name = m.value if isinstance(m, A.Str) else m.id if isinstance(m, A.Name) else None
     if name is None:
@@ -263,12 +251,12 @@ def _early_stopping(e, ctx):
 
 def _positive(field_name):
     def read(e, ctx):
-        return field_name, integer(e, 1, f"a positive integer for `{field_name}`")
+        return field_name, integer(ctx, e, 1, f"a positive integer for `{field_name}`")
     return read
 
 
 def _seed(e, ctx):
-    return "seed", integer(e, 0, "a non-negative integer seed")
+    return "seed", integer(ctx, e, 0, "a non-negative integer seed")
 
 
 def _steps(e, ctx):
@@ -297,7 +285,7 @@ def _lr_scale(e, ctx):
         if not (path in ctx.mctx.instances or any(p == path or p.startswith(path + ".")
                                                   for p in ctx.model.params)):
             raise SpecError(f"lr_scale: no instance or param named `{path}`" + suggest(path, groups), k.loc)
-        out[path] = number(v, 0, None, "a non-negative factor")
+        out[path] = number(ctx, v, 0, None, "a non-negative factor")
     return "lr_scale", out
 
 

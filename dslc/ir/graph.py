@@ -147,6 +147,14 @@ class Graph:
             raise AssertionError("lint failed:\n  " + "\n  ".join(problems) + "\n" + self.print())
 
 
+def substitute(root: Node, mapping: dict[int, Node]) -> Node:
+    """`root` with the nodes whose ids are in `mapping` replaced (x := mapping[x.id])."""
+    memo: dict[int, Node] = {}
+    for n in Graph({"root": root}).order():
+        memo[n.id] = mapping[n.id] if n.id in mapping else n.with_inputs(memo[i.id] for i in n.inputs)
+    return memo[root.id]
+
+
 def _renumber_labels(text: str) -> str:
     """Sub-graph labels (`scan17`) come from a process-wide counter; number them
     by first appearance so equal graphs print equally."""

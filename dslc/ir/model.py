@@ -6,12 +6,26 @@ from dataclasses import dataclass, field
 from typing import Callable, Union
 
 from ..errors import Loc
-from .graph import Graph
+from .graph import Graph, substitute
 from .node import Node
 
-# A hyper-parameter is a number, or (for the learning rate) a function of the
-# step counter node t (1 at the first step) building IR: `0.01 * (1 + 1e-4 * t) ** -0.75`.
-Hyper = Union[float, Callable[[Node], Node]]
+
+@dataclass(frozen=True)
+class HyperExpr:
+    """A setting written as an expression of the step counter t (1 at the first
+    step): IR `node` over the f32 scalar leaf `t`, elaborated once by the front
+    end. `expr(t_node)` is the same IR over the graph's own t."""
+    node: Node
+    t: Node
+
+    def __call__(self, t: Node) -> Node:
+        return substitute(self.node, {self.t.id: t})
+
+
+# A hyper-parameter is a number, or (for the learning rate and the schedule) an
+# expression of t: a HyperExpr, or (Python builder) a function of the node t
+# building IR, e.g. `lambda t: 0.01 * (1 + 1e-4 * t) ** -0.75`.
+Hyper = Union[float, HyperExpr, Callable[[Node], Node]]
 
 
 @dataclass
@@ -66,7 +80,7 @@ class TrainSetup:
     data: str | None = None
     split: float | None = None
     valid: str | None = None
-    schedule: tuple | Callable | None = None   # ('cosine', total) ... or a function of t
+    schedule: tuple | HyperExpr | Callable | None = None   # ('cosine', total) ... or an expression of t
     weight_decay: float = 0.0
     l1: float = 0.0
     clip: float | None = None                  # global gradient-norm bound

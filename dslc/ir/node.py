@@ -85,6 +85,13 @@ class Node:
     def __repr__(self):
         return f"%{self.id}:{self.type}={self.op}"
 
+    def with_inputs(self, inputs) -> "Node":
+        """This node over other inputs (itself when they are the same nodes)."""
+        inputs = tuple(inputs)
+        if all(a is b for a, b in zip(inputs, self.inputs)):
+            return self
+        return Node(self.op, inputs, self.attrs, self.type, self.loc, self.hint)
+
     # -- operators build IR (so gradient rules read like the math) ----------
     def __add__(self, o): return apply("add", self, lift(o, self))
     def __radd__(self, o): return apply("add", lift(o, self), self)
