@@ -11,7 +11,7 @@ import networkx as nx
 from .errors import SpecError
 from .ir.graph import Graph
 from .ir.node import Node, apply as P, at, const
-from .ops.registry import get
+from .ir.registry import get
 from .ops.shape import sum_to
 
 

@@ -20,7 +20,7 @@ from .ir import dims as D
 from .ir.graph import Graph
 from .ir.node import Node
 from .ir.types import NUMPY
-from .ops.registry import get
+from .ir.registry import get
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 from dslc.errors import Loc, SpecError
 from dslc.evaluate import evaluate
 from dslc.ir import Sym, TensorType, at
-from dslc.ops.builtins import BUILTINS, Builtin, call_builtin
+from dslc.elaborate.builtins import BUILTINS, Builtin, call_builtin
 from dslc.ops.leaves import input_
 
 F = {name: b for name, b in BUILTINS.items()}      # F["softmax"](x) reads like the spec

@@ -21,7 +21,7 @@ from dslc.ir.graph import LEAVES
 from dslc.ir.node import apply as P
 from dslc.ops.leaves import input_
 from dslc.ops.random import random
-from dslc.ops.registry import REGISTRY
+from dslc.ir.registry import REGISTRY
 from dslc.ops.scan import scan
 
 B, T = Sym.var("B"), Sym.var("T")

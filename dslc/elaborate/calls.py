@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..ir.node import Node, at
-from ..ops.builtins import BUILTINS, call_builtin
+from .builtins import BUILTINS, call_builtin
 from ..syntax import ast as A
 from .exprs import as_tensor, ev, ev_fn
 from .values import BuiltinFn, LayerFn, Partial, RepeatFn, describe
@@ -155,7 +155,7 @@ def _special_training(e: A.Call, scope, name):
         raise SpecError("training takes two arguments: training(in_training, in_inference)", e.loc)
     a, b = (as_tensor(ev(x, scope), x.loc) for x in e.args)
     with scope.at(e.loc):
-        from ..ops.builtins_core import unify
+        from .builtins.core import unify
         from ..ir.node import ShapeError, apply
         try:
             a, b = unify(a, b, what="switch between")

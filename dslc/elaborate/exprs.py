@@ -11,7 +11,7 @@ from ..errors import SpecError
 from ..ir import dims as D
 from ..ir.dims import Sym, show
 from ..ir.node import Node, at, const
-from ..ops.builtins import BUILTINS, call_builtin
+from .builtins import BUILTINS, call_builtin
 from ..syntax import ast as A
 from .values import FUNCTIONS, BuiltinFn, LayerFn, Partial, RepeatFn, describe
 

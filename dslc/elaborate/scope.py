@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import Loc, SpecError, suggest
-from ..ops.builtins import BUILTINS
+from .builtins import BUILTINS
 from .values import POISON, BuiltinFn, Skip
 
 # functions handled by the elaborator itself (they take functions or switch modes)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .dims import show_shape
 from .node import Node
+from .registry import REGISTRY
 
 LEAVES = ("input", "param", "state", "const")
 
@@ -118,7 +119,6 @@ class Graph:
     def lint(self) -> None:
         """Assert the IR invariants: registered ops, unique ids, inputs defined
         before use, and every stored type equal to its recomputed type."""
-        from ..ops.registry import REGISTRY
         problems = []
         seen: set[int] = set()
         for n in self.order():

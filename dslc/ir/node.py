@@ -15,14 +15,12 @@ import itertools
 import numpy as np
 
 from ..errors import Loc, SpecError
-from .types import NUMPY, TensorType
+from .types import NUMPY, ShapeError, TensorType  # noqa: F401  (ShapeError: re-exported)
+from . import registry
 
 _ids = itertools.count(1)
 _loc: contextvars.ContextVar = contextvars.ContextVar("dslc_loc", default=None)
 
-
-class ShapeError(Exception):
-    """Raised by shape rules; `apply` turns it into a SpecError at the current location."""
 
 
 @contextlib.contextmanager
@@ -125,9 +123,7 @@ def apply(op: str, *inputs: Node, loc: Loc | None = None, hint: str | None = Non
     """Make the node `op(inputs; attrs)`, its type given by the primitive's shape rule.
 
     A shape rule's complaint becomes a SpecError at `loc` (or the current location)."""
-    from ..ops.registry import get  # ops depend on ir, not the other way round
-
-    prim = get(op)
+    prim = registry.get(op)
     for x in inputs:
         assert isinstance(x, Node), f"{op}: input {x!r} is not a Node"
     try:

@@ -12,6 +12,10 @@ NUMPY = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "bool": np.bool_
 FLOATS = ("f32", "f64")
 
 
+class ShapeError(Exception):
+    """Raised by shape rules; `apply` turns it into a SpecError at the current location."""
+
+
 def is_float(dtype: str) -> bool:
     return dtype in FLOATS
 

@@ -10,7 +10,7 @@ from ..ir import dims as D
 from ..ir.graph import Graph
 from ..ir.node import Node
 from ..ir.types import NUMPY, TensorType
-from ..ops.registry import get
+from ..ir.registry import get
 from .builder import ONNX_DTYPE, OnnxBuilder
 
 OPSET = 18          # ONNX opset the compiler targets

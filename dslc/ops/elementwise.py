@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir.node import ShapeError, apply as P, const
 from ..ir.types import NUMPY, TensorType
-from .registry import broadcast_shapes, need_float, primitive, same_dtype
+from ..ir.registry import broadcast_shapes, need_float, primitive, same_dtype
 
 
 def same_as_input(types, **_):

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir.node import Node
 from ..ir.types import TensorType
-from .registry import primitive
+from ..ir.registry import primitive
 
 
 def _leaf(types, **attrs):

@@ -7,7 +7,7 @@ from ..ir import dims as D
 from ..ir.dims import show
 from ..ir.node import ShapeError, apply as P
 from ..ir.types import TensorType
-from .registry import broadcast_shapes, primitive
+from ..ir.registry import broadcast_shapes, primitive
 from .shape import slice_axis, sum_to
 
 

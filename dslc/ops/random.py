@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 
 from ..ir.node import Node
+from ..ir.registry import primitive
 from ..ir.types import NUMPY, TensorType
-from ..lower import rng
-from .registry import primitive
+from . import rng
 
 _uids = itertools.count()
 

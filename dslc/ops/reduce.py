@@ -5,7 +5,7 @@ import numpy as np
 
 from ..ir.node import ShapeError, apply as P, const
 from ..ir.types import TensorType
-from .registry import norm_axis, primitive
+from ..ir.registry import norm_axis, primitive
 
 
 def _reduced(types, axes, keepdims):

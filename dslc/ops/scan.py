@@ -33,7 +33,7 @@ from ..ir import dims as D
 from ..ir.graph import Graph, Subgraph
 from ..ir.node import Node, ShapeError, apply as P, at
 from ..ir.types import TensorType, is_float
-from .registry import REGISTRY, primitive
+from ..ir.registry import REGISTRY, primitive
 from .shape import slice_axis
 
 _labels = itertools.count(1)

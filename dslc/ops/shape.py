@@ -9,7 +9,7 @@ from ..ir import dims as D
 from ..ir.dims import show_shape
 from ..ir.node import ShapeError, apply as P
 from ..ir.types import NUMPY, TensorType
-from .registry import primitive
+from ..ir.registry import primitive
 
 
 def _prod(shape):

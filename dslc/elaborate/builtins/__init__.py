@@ -3,12 +3,12 @@
 `BUILTINS` maps each name to a `Builtin` (the function and its signature);
 `call_builtin(name, args, kwargs)` is the elaborator's entry point. The
 functions live in two files by family:
-  builtins_math.py  elementwise, operators, reductions, shape, indexing
-  builtins_nn.py    softmax, conv, pooling, embedding, dropout, random, losses, grad
+  math.py  elementwise, operators, reductions, shape, indexing
+  nn.py    softmax, conv, pooling, embedding, dropout, random, losses, grad
 """
 from __future__ import annotations
 
-from . import builtins_math, builtins_nn  # noqa: F401  (registration)
-from .builtins_core import BUILTINS, Arg, Builtin, call_builtin
+from . import math, nn  # noqa: F401  (registration)
+from .core import BUILTINS, Arg, Builtin, call_builtin
 
 __all__ = ["Arg", "BUILTINS", "Builtin", "call_builtin"]

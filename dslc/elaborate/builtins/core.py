@@ -16,11 +16,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import SpecError, suggest
-from ..ir import dims as D
-from ..ir.dims import Sym
-from ..ir.node import Node, ShapeError, apply as P, const, current_loc
-from ..ir.types import DTYPES
+from ...errors import SpecError, suggest
+from ...ir import dims as D
+from ...ir.dims import Sym
+from ...ir.node import Node, ShapeError, apply as P, const, current_loc
+from ...ir.types import DTYPES
 
 REQUIRED = object()
 

@@ -3,10 +3,10 @@ functions and indexing. Each is a composition of primitives (no gradient
 rules here: autodiff sees only the primitives)."""
 from __future__ import annotations
 
-from ..ir import dims as D
-from ..ir.dims import Sym, show, show_shape
-from ..ir.node import Node, ShapeError, apply as P
-from .builtins_core import (builtin, known, need_float, norm_axes, norm_axis, prod, tensor,
+from ...ir import dims as D
+from ...ir.dims import Sym, show, show_shape
+from ...ir.node import Node, ShapeError, apply as P
+from .core import (builtin, known, need_float, norm_axes, norm_axis, prod, tensor,
                             unify)
 
 

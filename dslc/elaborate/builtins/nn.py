@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import suggest
-from ..ir import dims as D
-from ..ir.dims import show_shape
-from ..ir.node import Node, ShapeError, apply as P, current_loc
-from .builtins_core import builtin, known, need_float, norm_axis, per_axis, reduce_all, tensor, unify
-from .builtins_math import logsumexp
-from .random import random
+from ...autodiff import grad as _grad
+from ...errors import suggest
+from ...ir import dims as D
+from ...ir.dims import show_shape
+from ...ir.node import Node, ShapeError, apply as P, current_loc
+from .core import builtin, known, need_float, norm_axis, per_axis, reduce_all, tensor, unify
+from .math import logsumexp
+from ...ir.registry import broadcast_shapes
+from ...ops.random import random
 
 
 # -- softmax --------------------------------------------------------------------
@@ -181,7 +183,6 @@ def _same_shape(a: Node, b: Node, fname: str):
     if a.shape != b.shape and b.rank and a.rank:
         # broadcasting is allowed, but a likely mix-up (e.g. [B] vs [B, 1]) is not
         try:
-            from .registry import broadcast_shapes
             out = broadcast_shapes(a.shape, b.shape)
         except ShapeError:
             out = None
@@ -280,7 +281,6 @@ def accuracy(logits, labels):
 @builtin("f:tensor, x:tensor")
 def grad(f, x):
     """d f / d x for a scalar f (differentiable again)"""
-    from ..autodiff import grad as _grad
     if not isinstance(f, Node) or not isinstance(x, Node):
         raise ShapeError("grad needs a scalar tensor expression and a tensor to differentiate by")
     if f.shape != ():
