@@ -1,14 +1,14 @@
 """The front end's entry points: `.dl` text or file -> checked Program."""
 from __future__ import annotations
 
+from .elaborate import elaborate
 from .errors import SpecError
 from .ir.model import Program
+from .syntax.parser import parse as parse_ast
 
 
 def parse(text: str, filename: str = "<text>") -> Program:
     """Parse and elaborate `.dl` text (SpecError/SpecErrors for a bad spec)."""
-    from .elaborate import elaborate
-    from .syntax.parser import parse as parse_ast
     return elaborate(parse_ast(text, filename), filename)
 
 

@@ -45,8 +45,11 @@ import inspect
 import linecache
 import os
 
+from .elaborate import elaborate
 from .errors import Loc, Source, SpecError
 from .syntax import ast as A
+from .syntax.fmt import expr, format_program
+from .syntax.parser import parse
 
 _HERE = os.path.abspath(__file__)
 _SOURCES: dict[str, Source] = {}
@@ -173,7 +176,6 @@ class Expr:
         raise TypeError("a spec expression has no truth value while it is being built")
 
     def __repr__(self):
-        from .syntax.fmt import expr
         return f"<dl {expr(self._node)}>"
 
 
@@ -209,7 +211,6 @@ def tensor_type(text: str | A.TensorType, loc: Loc | None = None) -> A.TensorTyp
     loc = loc or _where()
     if isinstance(text, A.TensorType):
         return text
-    from .syntax import parse
     try:
         tree = parse(f"model _t {{\n input _x: {text}\n}}", "<type>")
     except SpecError as e:
@@ -365,7 +366,6 @@ class Program:
 
     def build(self):
         """The checked program (dslc.ir.model.Program); raises SpecError at your line."""
-        from .elaborate import elaborate
         prog = elaborate(self.ast, self.filename)
         prog.ast = self.ast
         return prog
@@ -374,7 +374,6 @@ class Program:
 
     def to_dl(self) -> str:
         """The program as `.dl` text."""
-        from .syntax.fmt import format_program
         return format_program(self.ast)
 
 

@@ -12,7 +12,11 @@ import sys
 import traceback
 from pathlib import Path
 
+from .api import load
+from .compile import compile
 from .errors import SpecError
+from .report import describe_program, to_dot
+from .syntax.fmt import format_source
 
 
 class UsageError(Exception):
@@ -20,7 +24,6 @@ class UsageError(Exception):
 
 
 def _load(spec: str):
-    from .api import load
     return load(spec)
 
 
@@ -30,7 +33,6 @@ def _model_name(prog, name):
 
 # -- check ---------------------------------------------------------------------------
 def cmd_check(a) -> int:
-    from .report import describe_program
     prog = _load(a.spec)
     print(describe_program(prog))
     return 0
@@ -40,7 +42,6 @@ def cmd_check(a) -> int:
 def cmd_compile(a) -> int:
     import onnx
 
-    from .compile import compile
     prog = _load(a.spec)
     if a.split and not a.training:
         raise UsageError("--split needs --training (it splits the training step)")
@@ -89,7 +90,6 @@ def _write_split(c, folder: Path) -> int:
 def cmd_train(a) -> int:
     from dslc_runtime import Trainer
 
-    from .compile import compile
     prog = _load(a.spec)
     c = compile(prog, a.model)
     if c.training is None:
@@ -122,7 +122,6 @@ def _warn_past_schedule(setup, trainer, epochs) -> None:
 
 # -- fmt -----------------------------------------------------------------------------
 def cmd_fmt(a) -> int:
-    from .syntax.fmt import format_source
     text = _read(a.spec)
     out = format_source(text, a.spec)
     if a.check:
@@ -139,8 +138,6 @@ def cmd_fmt(a) -> int:
 
 # -- graph ---------------------------------------------------------------------------
 def cmd_graph(a) -> int:
-    from .compile import compile
-    from .report import to_dot
     prog = _load(a.spec)
     c = compile(prog, a.model)
     key = "training" if a.training else "inference"

@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 
+from .ir.types import NUMPY
+
 INITIALIZERS = ("zeros", "ones", "constant", "normal", "uniform", "glorot_uniform",
                 "glorot_normal", "he_uniform", "he_normal", "orthogonal")
 
@@ -58,5 +60,4 @@ def initial_value(init: tuple, shape, dtype, seed: int, path: str) -> np.ndarray
         v = (q if rows >= cols else q.T)[:rows, :cols].reshape(shape)
     else:
         raise AssertionError(f"unknown initializer {kind}")
-    from .ir.types import NUMPY
     return np.asarray(v, dtype=NUMPY[dtype])

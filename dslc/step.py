@@ -31,7 +31,7 @@ from .ir.model import Model, TrainSetup
 from .ir.node import Node, apply as P, at, const
 from .ir.types import TensorType
 from .ops.leaves import input_, state as state_leaf
-from .optim import OPTIMIZERS, OptimizerRule, resolve_args
+from .optim import OPTIMIZERS, OptimizerRule, resolve_args, schedule_factor
 
 NP_NAME = {"f32": "float32", "f64": "float64", "i64": "int64", "bool": "bool"}
 
@@ -97,7 +97,6 @@ def plan(model: Model, setup: TrainSetup) -> Plan:
 
 
 def _scalars(pl: Plan) -> None:
-    from .optim import schedule_factor
     pl.step = input_("step", TensorType("i64", ()))
     pl.lr_in = input_("lr", TensorType("f32", ()))
     ti = pl.step + const(1, "i64")                       # t = 1 at the first step

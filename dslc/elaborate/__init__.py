@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from ..errors import Loc, SpecError
 from ..ir.model import Program
+from ..ir.node import current_loc
 from ..syntax import ast as A
+from .program import elaborate_program
 
 
 def elaborate(tree: A.Program, filename: str | None = None) -> Program:
     """Check a parsed spec and build its IR. Raises SpecError/SpecErrors, nothing else."""
-    from .program import elaborate_program
     name = filename or (tree.source.filename if getattr(tree, "source", None) else "<text>")
     try:
         return elaborate_program(tree, name)
@@ -25,7 +26,6 @@ def elaborate(tree: A.Program, filename: str | None = None) -> Program:
     except RecursionError:
         raise SpecError("the spec is nested too deeply to check", Loc(name, 1, 1)) from None
     except Exception as e:   # last resort: never a traceback for a spec
-        from ..ir.node import current_loc
         raise SpecError(f"internal error: {type(e).__name__}: {e}", current_loc() or Loc(name, 1, 1)) from None
 
 

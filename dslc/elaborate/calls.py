@@ -10,10 +10,15 @@ when unbound); repeat's applications are `name.0`, `name.1`, ...
 from __future__ import annotations
 
 from ..errors import SpecError
-from ..ir.node import Node, at
-from .builtins import BUILTINS, call_builtin
+from ..ir.node import Node, ShapeError, apply, at, const
+from ..ops.scan import scan
 from ..syntax import ast as A
+from ..syntax.fmt import expr
+from .builtins import BUILTINS, call_builtin
+from .builtins.core import unify
 from .exprs import as_tensor, ev, ev_fn
+from .layers import instantiate
+from .scope import Calls
 from .values import BuiltinFn, LayerFn, Partial, RepeatFn, describe
 
 
@@ -89,7 +94,6 @@ def call_value(fn, args, kwargs, scope, name, loc, shared: bool = False):
             raise SpecError("a partial call takes no more keyword arguments here", loc)
         return apply_fn(fn, args, scope, name, loc)
     if isinstance(fn, LayerFn):
-        from .layers import instantiate
         inst = name if name is not None else scope.fresh(fn.name)
         return instantiate(fn, args, kwargs, scope, scope.path(inst), loc, shared)
     if fn.name in SPECIAL:
@@ -155,8 +159,6 @@ def _special_training(e: A.Call, scope, name):
         raise SpecError("training takes two arguments: training(in_training, in_inference)", e.loc)
     a, b = (as_tensor(ev(x, scope), x.loc) for x in e.args)
     with scope.at(e.loc):
-        from .builtins.core import unify
-        from ..ir.node import ShapeError, apply
         try:
             a, b = unify(a, b, what="switch between")
         except ShapeError as err:
@@ -168,7 +170,6 @@ def _special_training(e: A.Call, scope, name):
 
 def _special_scan(e: A.Call, scope, name):
     """scan(step, xs, init_1, ..., init_k): the k stacked carries, each [T, ...]."""
-    from ..ops.scan import scan
     if e.kwargs or len(e.args) < 3:
         raise SpecError("scan takes a step layer, a sequence and at least one initial carry: "
                         "scan(step, xs, init, ...)", e.loc)
@@ -198,13 +199,14 @@ def _special_scan(e: A.Call, scope, name):
 
 
 def _const_like(v):
-    from ..ir.node import const
     return const(v, "f32")
 
 
 def _text(e) -> str:
-    from ..syntax.fmt import expr
     return expr(e)
 
 
 SPECIAL = {"repeat": _special_repeat, "scan": _special_scan, "training": _special_training}
+
+
+CALLS = Calls(eval_call, partial, apply_fn)      # what Globals hand to expressions

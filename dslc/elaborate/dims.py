@@ -14,6 +14,7 @@ from ..ir.dims import Sym, show, show_shape
 from ..ir.types import DTYPES, TensorType
 from ..syntax import ast as A
 from ..syntax.fmt import type_text
+from .values import describe
 
 _OPS = {"+": D.add, "-": D.sub, "*": D.mul}
 
@@ -41,7 +42,6 @@ def eval_dim(e, scope, free: dict | None = None):
             return free[e.id]
         v = scope.lookup(e.id, e.loc)
         if not is_dim(v):
-            from .values import describe
             raise SpecError(f"`{e.id}` is {describe(v)}, not a dim", e.loc)
         return v
     if isinstance(e, A.UnaryOp):

@@ -7,7 +7,7 @@ made it, so shape errors point there.
 """
 from __future__ import annotations
 
-from ..errors import SpecError
+from ..errors import SpecError, suggest
 from ..ir import dims as D
 from ..ir.dims import Sym, show
 from ..ir.node import Node, at, const
@@ -60,7 +60,6 @@ def _attr(e, scope, name):
     leaves = {**scope.ctx.params, **scope.ctx.states}
     if path in leaves:
         return leaves[path]
-    from ..errors import suggest
     head = scope.path(base.id) + "."
     near = [p[len(scope.prefix):] for p in leaves if p.startswith(head)]
     rel = path[len(scope.prefix):]
@@ -169,20 +168,17 @@ def _pipe(e, scope, name):
     """x |> f(a)  =  f(x, a)"""
     x = ev(e.lhs, scope)
     fn = ev_fn(e.rhs, scope)
-    from .calls import apply_fn
-    return apply_fn(fn, [x], scope, name, e.rhs.loc)
+    return scope.glob.calls.apply_fn(fn, [x], scope, name, e.rhs.loc)
 
 
 def _call(e, scope, name):
-    from .calls import eval_call
-    return eval_call(e, scope, name)
+    return scope.glob.calls.eval_call(e, scope, name)
 
 
 def ev_fn(e, scope):
     """A function position: a function name, or a call with its leading tensors left open."""
     if isinstance(e, A.Call):
-        from .calls import partial
-        return partial(e, scope)
+        return scope.glob.calls.partial(e, scope)
     v = ev(e, scope)
     if not isinstance(v, FUNCTIONS):
         raise SpecError(f"expected a function (a layer or a built-in function), found {describe(v)}", e.loc)

@@ -12,6 +12,7 @@ from ..syntax import ast as A
 from .dims import is_dim, match
 from .exprs import ev, ev_fn
 from .scope import Scope
+from .stmts import run_layer_body
 from .values import FUNCTIONS, describe
 
 MAX_DEPTH = 50
@@ -32,7 +33,6 @@ def instantiate(fn, args: list, kwargs: dict, caller: Scope, path: str, loc, sha
     scope = Scope(fn.glob, ctx, prefix=path + ".", kind="layer", stack=caller.stack + (L.name,), site=site)
     try:
         _bind_signature(L, bound, scope, loc)
-        from .stmts import run_layer_body
         return run_layer_body(L, scope)
     except SpecError as err:
         if fn.stdlib and err.loc is not None and err.loc.filename.startswith("<stdlib"):

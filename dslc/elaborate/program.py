@@ -7,44 +7,23 @@ from __future__ import annotations
 from ..errors import SpecError, SpecErrors
 from ..ir.model import Model, Program
 from ..syntax import ast as A
+from ..syntax.fmt import to_dl
 from .exprs import ev
 from .scope import Binding, Globals, ModelCtx, Scope
 from .stdlib import stdlib_layers
 from .stmts import run_stmt
-from .values import LayerFn, Skip, describe
-
-
-class Errors:
-    """Collects SpecErrors (once each)."""
-
-    def __init__(self):
-        self.list: list[SpecError] = []
-        self.seen: set = set()
-
-    def add(self, e: SpecError) -> None:
-        for one in getattr(e, "errors", [e]):
-            key = (one.line, one.column, one.message)
-            if key not in self.seen:
-                self.seen.add(key)
-                self.list.append(one)
-
-    def guard(self, fn, *args):
-        """Run fn; a SpecError is recorded (and None returned)."""
-        try:
-            return fn(*args)
-        except Skip:
-            return None
-        except SpecError as e:
-            self.add(e)
-            return None
+from .calls import CALLS
+from .errors import Errors
+from .train import elaborate_train
+from .values import LayerFn, describe
 
 
 def elaborate_program(tree: A.Program, filename: str) -> Program:
     errors = Errors()
-    glob = Globals(layers=dict(stdlib_layers()))
+    glob = Globals(CALLS, layers=dict(stdlib_layers()))
     user_layers: set = set()
     items_seen: dict = {}
-    prog = Program(ast=tree, filename=filename)
+    prog = Program(ast=tree, filename=filename, printer=to_dl)
     models: dict = {}
     for item in tree.items:
         kind = type(item).__name__.lower()
@@ -63,7 +42,6 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
             if m is not None:
                 prog.models[item.name] = m[0]
                 models[item.name] = m[1]
-    from .train import elaborate_train
     for item in tree.items:
         if isinstance(item, A.Train):
             setup = errors.guard(elaborate_train, item, prog, models,

@@ -8,8 +8,10 @@ params and state by path, and the instance paths that exist (for `wrt`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import Loc, SpecError, suggest
+from ..ir.node import at
 from .builtins import BUILTINS
 from .values import POISON, BuiltinFn, Skip
 
@@ -24,15 +26,25 @@ class Binding:
     kind: str = "value"     # value | dim | param | state | arg
 
 
+@dataclass(frozen=True)
+class Calls:
+    """The call machinery of elaborate/calls.py, handed to expressions through
+    Globals so that the modules form one line, exprs <- stmts <- layers <- calls:
+    an expression calls a layer, whose statements evaluate expressions."""
+    eval_call: Callable        # (call, scope, name) -> value
+    partial: Callable          # (call, scope) -> function value
+    apply_fn: Callable         # (fn, leading args, scope, name, loc) -> value
+
+
 @dataclass
 class Globals:
     """Item-level names: consts, layers (user layers shadow the standard ones), builtins."""
+    calls: Calls                                   # how calls are evaluated
     consts: dict = field(default_factory=dict)     # name -> Binding
     layers: dict = field(default_factory=dict)     # name -> LayerFn
     builtins_first: bool = False                   # the standard library's own view
 
     def lookup(self, name: str):
-        from .values import LayerFn  # noqa: F401
         if name in self.consts:
             return self.consts[name].value
         if self.builtins_first and (name in BUILTINS or name in SPECIAL_FORMS):
@@ -98,7 +110,6 @@ class Scope:
 
     def at(self, loc):
         """`with scope.at(loc):` makes nodes at loc (at the call site inside a standard layer)."""
-        from ..ir.node import at
         return at(self.site or loc)
 
     def path(self, name: str) -> str:

@@ -8,13 +8,14 @@ from importlib import resources
 
 from ..syntax import ast as A
 from ..syntax.parser import parse
+from .calls import CALLS
 from .scope import Globals
 from .values import LayerFn
 
 
 @lru_cache(maxsize=1)
 def stdlib_layers() -> dict:
-    glob = Globals(builtins_first=True)
+    glob = Globals(CALLS, builtins_first=True)
     files = sorted(p for p in resources.files("dslc.stdlib").iterdir() if p.name.endswith(".dl"))
     for p in files:
         prog = parse(p.read_text(encoding="utf-8"), f"<stdlib:{p.name}>")

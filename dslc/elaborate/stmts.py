@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import SpecError, suggest
 from ..init import INITIALIZERS
-from ..ir.node import Node, at
+from ..ir.node import Node, at, const
 from ..ir.types import is_float
 from ..ir.model import Loss
 from ..ops.leaves import input_, param as param_leaf, state as state_leaf
@@ -135,7 +135,6 @@ def _tensor(v, e, what: str, scope=None) -> Node:
     if isinstance(v, tuple):
         raise SpecError(f"{what} must be one tensor, found {len(v)} values", e.loc)
     if isinstance(v, bool) or isinstance(v, (int, float)):
-        from ..ir.node import const
         with at(scope.site or e.loc if scope else e.loc):
             return const(v, "bool" if isinstance(v, bool) else "f32")
     if not isinstance(v, Node):

@@ -4,13 +4,15 @@ TrainSetup stores. Hyper-parameters written as expressions of the step
 counter `t` become Python functions building IR from the node for t."""
 from __future__ import annotations
 
-from ..errors import SpecError, suggest
+from ..errors import SpecError, SpecErrors, suggest
 from ..ir.model import HyperExpr, Optimizer, TrainSetup
 from ..ir.node import Node, at
 from ..ir.types import TensorType
 from ..ops.leaves import input_
 from ..optim import OPTIMIZERS, REQUIRED
 from ..syntax import ast as A
+from .calls import CALLS
+from .errors import Errors
 from .exprs import ev
 from .scope import Globals, ModelCtx, Scope
 from .values import describe
@@ -27,13 +29,12 @@ class Ctx:
 
     def scope(self) -> Scope:
         """A scope seeing the consts only (no model names)."""
-        return Scope(Globals(consts=dict(self.consts)), ModelCtx("<train>"))
+        return Scope(Globals(CALLS, consts=dict(self.consts)), ModelCtx("<train>"))
 
 
 def elaborate_train(item: A.Train, prog, models: dict, model_names: list,
                     consts: dict | None = None) -> TrainSetup | None:
     """A validated TrainSetup for `train NAME { ... }` (consts may be used in values)."""
-    from .program import Errors
     if item.name not in prog.models:
         if item.name in model_names:
             return None                     # the model had errors, already reported
@@ -53,7 +54,6 @@ def elaborate_train(item: A.Train, prog, models: dict, model_names: list,
             continue
         errors.guard(_apply, s, setup, ctx)
     if errors.list:
-        from ..errors import SpecErrors
         raise errors.list[0] if len(errors.list) == 1 else SpecErrors(errors.list)
     return setup
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import Loc
+from ..ir.dims import Sym, show
+from ..ir.node import Node
 from ..syntax import ast as A
 
 
@@ -66,8 +68,6 @@ class Skip(Exception):
 
 def describe(v) -> str:
     """How an error message names a value's kind."""
-    from ..ir.dims import Sym, show
-    from ..ir.node import Node
     if isinstance(v, Node):
         return f"a tensor {v.type}"
     if isinstance(v, bool):

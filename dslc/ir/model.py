@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
-from ..errors import Loc
+from ..errors import Loc, SpecError, suggest
 from .graph import Graph, substitute
 from .node import Node
 
@@ -101,9 +101,9 @@ class Program:
     trains: dict[str, TrainSetup] = field(default_factory=dict)
     ast: object = None
     filename: str = "<text>"
+    printer: Callable[[object], str] | None = None     # the front end's AST -> `.dl` text
 
     def model(self, name: str | None = None) -> Model:
-        from ..errors import SpecError, suggest
         if name is None:
             if len(self.models) != 1:
                 raise SpecError(f"{self.filename} has {len(self.models)} models "
@@ -114,5 +114,5 @@ class Program:
         return self.models[name]
 
     def to_dl(self) -> str:
-        from ..syntax import to_dl
-        return to_dl(self.ast)
+        """The spec as canonical `.dl` text (parses back to the same graph)."""
+        return self.printer(self.ast)

@@ -332,8 +332,3 @@ class Program:
     comments: list[Comment] = _meta(None)
     blank_lines: frozenset[int] = _meta(frozenset())
     source: Source | None = _meta()
-
-    def to_dl(self) -> str:
-        """The program as canonical `.dl` text (see dslc.syntax.fmt)."""
-        from .fmt import format_program
-        return format_program(self)

@@ -8,8 +8,10 @@ statement's line, whole-line comments on their own lines where they were.
 Numbers keep their spelling. parse(fmt(x)) == parse(x), and fmt is idempotent."""
 from __future__ import annotations
 
+from ..errors import Loc, SpecError
 from . import ast as A
 from .layout import doc_comments
+from .parser import parse
 
 INDENT = "    "
 
@@ -31,8 +33,6 @@ def to_dl(program: A.Program) -> str:
 
 def format_source(text: str, filename: str = "<text>") -> str:
     """Parse and print back canonically; raises SpecError for a bad spec."""
-    from ..errors import Loc, SpecError
-    from .parser import parse
     program = parse(text, filename)
     try:
         return format_program(program)
