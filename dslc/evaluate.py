@@ -45,10 +45,9 @@ def bind_dims(node_types: dict, feeds: dict) -> dict:
         if name not in feeds:
             continue
         for d, v in zip(ty.shape, np.shape(feeds[name])):
-            if isinstance(d, D.Sym) and len(d.terms) == 1:
-                (mono, c), = d.terms
-                if len(mono) == 1 and isinstance(mono[0], str) and c == 1:
-                    env.setdefault(mono[0], v)
+            name = D.plain_name(d)
+            if name is not None:
+                env.setdefault(name, v)
     return env
 
 

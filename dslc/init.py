@@ -11,8 +11,10 @@ import numpy as np
 
 from .ir.types import NUMPY
 
-INITIALIZERS = ("zeros", "ones", "constant", "normal", "uniform", "glorot_uniform",
-                "glorot_normal", "he_uniform", "he_normal", "orthogonal")
+# initializer -> (min, max) number of arguments
+INITIALIZERS = {"zeros": (0, 0), "ones": (0, 0), "constant": (1, 1), "normal": (0, 1), "uniform": (0, 2),
+                "glorot_uniform": (0, 0), "glorot_normal": (0, 0), "he_uniform": (0, 0),
+                "he_normal": (0, 0), "orthogonal": (0, 0)}
 
 
 def fans(shape) -> tuple[int, int]:

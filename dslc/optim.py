@@ -13,7 +13,7 @@ from typing import Callable
 
 from .ir.node import Node, apply as P
 
-REQUIRED = object()
+REQUIRED = object()      # an argument without a default (optimizers here, built-ins in the front end)
 
 
 def sqrt(x):

@@ -44,3 +44,13 @@ def test_golden_ir(name):
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
     assert text == path.read_text(), f"IR of {name} changed; rerun with DSLC_UPDATE_GOLDEN=1 if intended"
+
+
+def test_lint_finds_a_name_used_twice():
+    import pytest
+    from dslc.ir import TensorType
+    from dslc.ir.graph import Graph
+    from dslc.ops.leaves import input_
+    a, b = input_("x", TensorType("f32", ())), input_("x", TensorType("f32", ()))
+    with pytest.raises(AssertionError, match="name `x` is also"):
+        Graph({"y": a + b}).lint()

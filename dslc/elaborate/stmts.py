@@ -13,12 +13,6 @@ from .dims import declared_type
 from .exprs import ev
 from .values import POISON, describe
 
-# initializer -> (min, max) number of arguments
-INIT_ARITY = {"zeros": (0, 0), "ones": (0, 0), "constant": (1, 1), "normal": (0, 1), "uniform": (0, 2),
-              "glorot_uniform": (0, 0), "glorot_normal": (0, 0), "he_uniform": (0, 0),
-              "he_normal": (0, 0), "orthogonal": (0, 0)}
-assert set(INIT_ARITY) == set(INITIALIZERS)
-
 MODEL_ONLY = (A.Input, A.Output, A.Loss, A.Metric)
 
 
@@ -64,9 +58,9 @@ def init_spec(e, scope) -> tuple:
     else:
         raise SpecError(f"an initializer is one of {', '.join(INITIALIZERS)}, optionally with "
                         f"arguments like `normal(0.1)`", e.loc)
-    if kind not in INIT_ARITY:
+    if kind not in INITIALIZERS:
         raise SpecError(f"unknown initializer `{kind}`" + suggest(kind, INITIALIZERS), loc)
-    lo, hi = INIT_ARITY[kind]
+    lo, hi = INITIALIZERS[kind]
     if not lo <= len(args) <= hi:
         want = str(lo) if lo == hi else f"{lo} to {hi}"
         raise SpecError(f"initializer `{kind}` takes {want} argument(s), found {len(args)}", e.loc)

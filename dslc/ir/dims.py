@@ -135,6 +135,23 @@ def mul(a: Dim, b: Dim) -> Dim:
     return Sym._make(out)
 
 
+def prod(shape) -> Dim:
+    """The product of a shape's dims (1 for a scalar)."""
+    out = 1
+    for d in shape:
+        out = mul(out, d)
+    return out
+
+
+def plain_name(d) -> str | None:
+    """The symbol's name when `d` is a plain symbol (`B`, not `B + 1` or `2*B`), else None."""
+    if isinstance(d, Sym) and len(d.terms) == 1:
+        (mono, c), = d.terms
+        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
+            return mono[0]
+    return None
+
+
 def floordiv(a: Dim, b: Dim) -> Dim:
     """a / b with floor semantics, for a divisor that is a known positive int."""
     if not isinstance(b, int):

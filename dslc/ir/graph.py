@@ -48,10 +48,6 @@ class Graph:
     def __init__(self, roots: dict[str, Node]):
         self.roots = dict(roots)
 
-    def nodes(self) -> list[Node]:
-        """Every reachable node, in topological order."""
-        return self.order()
-
     def to_nx(self) -> nx.DiGraph:
         g = nx.DiGraph()
         stack, seen = list(self.roots.values()), set()
@@ -69,13 +65,6 @@ class Graph:
     def order(self) -> list[Node]:
         g = self.to_nx()
         return [g.nodes[i]["node"] for i in nx.lexicographical_topological_sort(g)]
-
-    def users(self) -> dict[int, list[Node]]:
-        out: dict[int, list[Node]] = {}
-        for n in self.order():
-            for i in n.inputs:
-                out.setdefault(i.id, []).append(n)
-        return out
 
     # -- printing ----------------------------------------------------------
     def names(self) -> dict[int, str]:
@@ -117,13 +106,19 @@ class Graph:
 
     # -- checking ----------------------------------------------------------
     def lint(self) -> None:
-        """Assert the IR invariants: registered ops, unique ids, inputs defined
-        before use, and every stored type equal to its recomputed type."""
+        """Assert the IR invariants: registered ops, unique ids, unique leaf names
+        (one node per input/param/state name), inputs defined before use, and
+        every stored type equal to its recomputed type."""
         problems = []
         seen: set[int] = set()
+        leaf_names: dict[str, Node] = {}
         for n in self.order():
             if n.id in seen:
                 problems.append(f"%{n.id} appears twice")
+            if n.op in ("input", "param", "state"):
+                other = leaf_names.setdefault(n.attrs["name"], n)
+                if other is not n:
+                    problems.append(f"%{n.id}: {n.op} name `{n.attrs['name']}` is also %{other.id}")
             if n.op not in REGISTRY:
                 problems.append(f"%{n.id}: unregistered op {n.op!r}")
             for i in n.inputs:

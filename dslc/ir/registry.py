@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from .dims import show, show_shape
 from .types import ShapeError, TensorType
 
@@ -77,21 +79,28 @@ def same_dtype(types, what: str) -> str:
     return types[0].dtype
 
 
-def need_float(t: TensorType, what: str):
+def need_float(t, what: str) -> None:
+    """`t` (a TensorType, or a node: its type) must be f32 or f64."""
+    t = getattr(t, "type", t)
     if t.dtype not in ("f32", "f64"):
         raise ShapeError(f"{what} needs a float tensor, found {t}")
 
 
-def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
-    if not -rank <= axis < max(rank, 1):
-        raise ShapeError(f"{what} {axis} is out of range for a tensor of rank {rank}")
-    return axis % rank if rank else 0
+def norm_axis(axis, rank: int, x=None, fname: str = "") -> int:
+    """axis in [-rank, rank) -> [0, rank) (x, a node, names the tensor in the message)."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not -rank <= axis < max(rank, 1):
+        of = f" of {x.type}" if x is not None else f" of a tensor of rank {rank}"
+        raise ShapeError(f"{fname + ': ' if fname else ''}axis {axis} is out of range{of}")
+    return int(axis) % rank if rank else 0
 
 
-def norm_axes(axes, rank: int) -> tuple:
-    if axes is None:
-        return tuple(range(rank))
-    if isinstance(axes, int):
-        axes = (axes,)
-    out = tuple(sorted({norm_axis(a, rank) for a in axes}))
+def norm_axes(axis, x, fname: str = "") -> tuple:
+    """None -> every axis of node x; an int or a list -> sorted distinct axes in [0, rank)."""
+    if axis is None:
+        return tuple(range(x.rank))
+    if not isinstance(axis, (list, tuple)):
+        axis = (axis,)
+    out = tuple(sorted({norm_axis(a, x.rank, x, fname) for a in axis}))
+    if len(out) != len(axis):
+        raise ShapeError(f"{fname}: axes {list(axis)} repeat an axis of {x.type}")
     return out

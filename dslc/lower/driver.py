@@ -36,10 +36,9 @@ def dim_sources(inputs: list[Node]) -> dict[str, tuple[str, int]]:
     out: dict[str, tuple[str, int]] = {}
     for n in inputs:
         for axis, d in enumerate(n.shape):
-            if isinstance(d, D.Sym) and len(d.terms) == 1:
-                (mono, c), = d.terms
-                if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
-                    out.setdefault(mono[0], (n.attrs["name"], axis))
+            name = D.plain_name(d)
+            if name is not None:
+                out.setdefault(name, (n.attrs["name"], axis))
     return out
 
 

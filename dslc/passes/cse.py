@@ -12,7 +12,7 @@ def cse(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
 
     def fn(n, ins):
         nonlocal merged
-        cand = n if all(a is b for a, b in zip(ins, n.inputs)) else Node(n.op, ins, n.attrs, n.type, n.loc, n.hint)
+        cand = n.with_inputs(ins)
         k = cand.key() if cand.op not in ("input", "param", "state") else (cand.op, cand.attrs["name"])
         if k in seen:
             merged = True

@@ -20,10 +20,7 @@ def rebuild(roots: dict[str, Node], fn) -> tuple[dict[str, Node], bool]:
         ins = tuple(memo[i.id] for i in old.inputs)
         r = fn(n, ins)
         if r is None:
-            if all(a is b for a, b in zip(ins, n.inputs)):
-                r = n
-            else:
-                r = Node(n.op, ins, n.attrs, n.type, n.loc, n.hint)
+            r = n.with_inputs(ins)
         if r is not old:
             changed = True
         memo[old.id] = r

@@ -20,9 +20,11 @@ from ...errors import SpecError, suggest
 from ...ir import dims as D
 from ...ir.dims import Sym
 from ...ir.node import Node, ShapeError, apply as P, const, current_loc
+from ...ir.dims import prod  # noqa: F401  (re-exported to the built-ins)
+from ...ir.registry import need_float, norm_axes, norm_axis  # noqa: F401  (likewise)
 from ...ir.types import DTYPES
+from ...optim import REQUIRED
 
-REQUIRED = object()
 
 # kinds of arguments: tensors (a Node or a Python number), or static values
 KINDS = {
@@ -223,31 +225,6 @@ def unify(*vs, what: str = "combine") -> list:
     return [lift_to(v, dtype, nodes[0] if nodes else None) for v in vs]
 
 
-def need_float(x: Node, fname: str) -> None:
-    if x.dtype not in ("f32", "f64"):
-        raise ShapeError(f"{fname} needs a float tensor, found {x.type}")
-
-
-def norm_axis(axis, rank: int, x: Node | None = None, fname: str = "") -> int:
-    """axis in [-rank, rank) -> [0, rank)."""
-    if not isinstance(axis, (int, np.integer)) or not -rank <= axis < max(rank, 1):
-        of = f" of {x.type}" if x is not None else f" of a tensor of rank {rank}"
-        raise ShapeError(f"{fname + ': ' if fname else ''}axis {axis} is out of range{of}")
-    return int(axis) % rank if rank else 0
-
-
-def norm_axes(axis, x: Node, fname: str = "") -> tuple:
-    """None -> every axis; an int or a list -> sorted distinct axes in [0, rank)."""
-    if axis is None:
-        return tuple(range(x.rank))
-    if not isinstance(axis, (list, tuple)):
-        axis = (axis,)
-    out = tuple(sorted({norm_axis(a, x.rank, x, fname) for a in axis}))
-    if len(out) != len(axis):
-        raise ShapeError(f"{fname}: axes {list(axis)} repeat an axis of {x.type}")
-    return out
-
-
 def per_axis(v, n: int, what: str) -> tuple:
     """An int for every one of n axes, or a list of n ints."""
     if isinstance(v, (list, tuple)):
@@ -259,13 +236,6 @@ def per_axis(v, n: int, what: str) -> tuple:
 
 def known(d) -> bool:
     return isinstance(d, int)
-
-
-def prod(shape):
-    out = 1
-    for d in shape:
-        out = D.mul(out, d)
-    return out
 
 
 def reduce_all(x: Node, how: str, fname: str) -> Node:
