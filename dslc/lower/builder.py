@@ -11,10 +11,33 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..ir import dims as D
-from ..ir.types import NUMPY
+from ..ir.types import NUMPY, TensorType
 
 ONNX_DTYPE = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE,
               "i64": TensorProto.INT64, "bool": TensorProto.BOOL}
+
+
+class Value(str):
+    """What an `onnx` rule receives for each input: the ONNX name (a str, so
+    rules pass it straight to ops) with the input's IR `type`."""
+    type: TensorType
+
+    def __new__(cls, name: str, type: TensorType):
+        v = super().__new__(cls, name)
+        v.type = type
+        return v
+
+    @property
+    def shape(self) -> tuple:
+        return self.type.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def rank(self) -> int:
+        return len(self.type.shape)
 
 
 class OnnxBuilder:

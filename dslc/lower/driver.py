@@ -11,7 +11,7 @@ from ..ir.graph import Graph
 from ..ir.node import Node
 from ..ir.types import NUMPY, TensorType
 from ..ir.registry import get
-from .builder import ONNX_DTYPE, OnnxBuilder
+from .builder import ONNX_DTYPE, OnnxBuilder, Value
 
 OPSET = 18          # ONNX opset the compiler targets
 IR_VERSION = 9
@@ -91,7 +91,7 @@ def _emit(b: OnnxBuilder, order: list[Node], names: dict[int, str], known: set[s
             continue
         prim = get(n.op)
         assert prim.onnx is not None, f"primitive {n.op} has no ONNX lowering (specialise it away first)"
-        names[n.id] = prim.onnx(b, *[names[i.id] for i in n.inputs], **n.attrs)
+        names[n.id] = prim.onnx(b, *[Value(names[i.id], i.type) for i in n.inputs], **n.attrs)
     b.node = None
 
 

@@ -56,7 +56,7 @@ primitive("tanh", "elementwise", float_same,
 
 def _softplus_onnx(b, x):
     # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): no overflow at |x| = 1e4
-    one = b.scalar(1.0, b.node.inputs[0].dtype)
+    one = b.scalar(1.0, x.dtype)
     return b.Add(b.Relu(x), b.Log(b.Add(one, b.Exp(b.Neg(b.Abs(x))))))
 
 

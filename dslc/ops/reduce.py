@@ -73,7 +73,7 @@ def _size_shape(types, axes, dtype):
 
 
 def _size_onnx(b, x, axes, dtype):
-    shape = b.node.inputs[0].shape
+    shape = x.shape
     dims = [shape[a] for a in axes]
     if all(isinstance(d, int) for d in dims):
         return b.scalar(float(np.prod(dims)) if dims else 1.0, dtype)

@@ -245,9 +245,7 @@ def _scatter_np(ids, upd, rows):
 
 
 def _scatter_onnx(b, ids, upd, rows):
-    upd_t = b.node.inputs[1].type
-    zeros = b.ConstantOfShape(b.dims((rows,) + upd_t.shape[b.node.inputs[0].rank:]),
-                              value=b.tensor([0.0], upd_t.dtype))
+    zeros = b.ConstantOfShape(b.dims((rows,) + upd.shape[ids.rank:]), value=b.tensor([0.0], upd.dtype))
     return b.ScatterND(zeros, b.Unsqueeze(ids, b.ints([-1])), upd, reduction="add")
 
 
