@@ -17,7 +17,6 @@ from typing import Callable
 import numpy as np
 
 from ...errors import SpecError, suggest
-from ...ir import dims as D
 from ...ir.dims import Sym
 from ...ir.node import Node, ShapeError, apply as P, const, current_loc
 from ...ir.dims import prod  # noqa: F401  (re-exported to the built-ins)
