@@ -42,15 +42,16 @@ class WebExportError(Exception):
 def find_ort_web(ort_dir=None) -> Path:
     """The folder holding onnxruntime-web's dist files.
 
-    Tried in order: `ort_dir`, $DSLC_ORT_WEB_DIR, the source tree's
+    The first given of `ort_dir`, $DSLC_ORT_WEB_DIR; else the source tree's
     web/node_modules (after `npm ci` in web/), ./node_modules of the cwd."""
     tried = []
-    if ort_dir:
+    if ort_dir:                          # asked for: that folder or nothing
         tried.append(Path(ort_dir))
-    if os.environ.get("DSLC_ORT_WEB_DIR"):
+    elif os.environ.get("DSLC_ORT_WEB_DIR"):
         tried.append(Path(os.environ["DSLC_ORT_WEB_DIR"]))
-    tried.append(Path(__file__).resolve().parents[2] / "web" / "node_modules" / "onnxruntime-web" / "dist")
-    tried.append(Path.cwd() / "node_modules" / "onnxruntime-web" / "dist")
+    else:
+        tried.append(Path(__file__).resolve().parents[2] / "web" / "node_modules" / "onnxruntime-web" / "dist")
+        tried.append(Path.cwd() / "node_modules" / "onnxruntime-web" / "dist")
     for cand in tried:
         if all((cand / f).is_file() for f in ORT_FILES):
             return cand

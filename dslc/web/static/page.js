@@ -32,7 +32,7 @@ function fail(e) {
 
 // ----- the chart: losses by step (left), metrics by epoch (right) ---------------------------
 function panel(ctx, x0, y0, w, h, title, series, xmax, xlabel) {
-  const pad = { l: 64, r: 16, t: 34, b: 44 };
+  const pad = { l: 84, r: 16, t: 34, b: 44 };
   const W = w - pad.l - pad.r, H = h - pad.t - pad.b;
   const ys = series.flatMap(s => s.points.map(p => p[1])).filter(Number.isFinite);
   let lo = Math.min(...ys, Infinity), hi = Math.max(...ys, -Infinity);

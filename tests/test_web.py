@@ -1,0 +1,201 @@
+"""`dslc export-web` (issue 15): the static folder, the Node.js loop on
+onnxruntime-node, and the page in headless Chromium on onnxruntime-web.
+
+The folder tests need nothing but Python. The Node and browser tests skip,
+saying why, where node, web/node_modules (`npm ci` in web/) or chromium are
+missing; `make -C web e2e` installs them and runs this file."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+import dslc
+from dslc.web.export import ORT_FILES, WebExportError, export_web
+from dslc_runtime import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "specs" / "digits.dl"
+NODE_MODULES = ROOT / "web" / "node_modules"
+ARTIFACTS = Path(os.environ.get("DSLC_ARTIFACTS", ROOT / "runs" / "e2e"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+need_node = pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_MODULES / "onnxruntime-node").is_dir(),
+    reason="needs node and web/node_modules/onnxruntime-node (run `npm ci` in web/, or `make -C web e2e`)")
+need_browser = pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_MODULES / "playwright-core").is_dir()
+    or not (NODE_MODULES / "onnxruntime-web").is_dir() or not os.path.exists(CHROMIUM),
+    reason="needs node, web/node_modules (npm ci in web/) and Debian's chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return dslc.compile(dslc.load(str(DIGITS)))
+
+
+@pytest.fixture
+def fake_ort(tmp_path):
+    """Stand-ins for onnxruntime-web's files, so the folder tests run without npm."""
+    d = tmp_path / "ortdist"
+    d.mkdir()
+    for f in ORT_FILES:
+        (d / f).write_text("// stand-in\n")
+    return d
+
+
+def python_steps(compiled, epochs):
+    """Per-step losses of the Python runtime on the train block's data and order."""
+    t = Trainer(compiled, log=lambda *a: None)
+    train, _ = t._train_valid(None, None)
+    losses = []
+    for e in range(epochs):
+        for part in train.batches(t.settings["batch"], t.settings["seed"], e):
+            losses.append(t.train_step(part)["loss"])
+    return t, np.array(losses)
+
+
+# ----- the folder ----------------------------------------------------------------------------
+def test_folder_holds_graphs_data_and_runtime_order(compiled, fake_ort, tmp_path):
+    out = export_web(compiled, tmp_path / "site", ort_dir=fake_ort, spec_path=str(DIGITS))
+    for f in ("index.html", "page.js", "loop.js", "npz.js", "proto.js", "train.mjs", "train.onnx",
+              "evaluation.onnx", "inference.onnx", "manifest.json", "web.json", "data.bin"):
+        assert (out / f).is_file(), f
+    assert all((out / "ort" / f).is_file() for f in ORT_FILES)
+    assert json.loads((out / "manifest.json").read_text()) == compiled.manifest
+    web = json.loads((out / "web.json").read_text())
+    blob = (out / "data.bin").read_bytes()
+
+    def arr(e):
+        return np.frombuffer(blob, dtype=e["dtype"], count=int(np.prod(e["shape"])),
+                             offset=e["offset"]).reshape(e["shape"])
+    t = Trainer(compiled, log=lambda *a: None)
+    train, valid = t._train_valid(None, None)
+    for name, ds in (("train", train), ("valid", valid)):
+        assert web["data"]["sets"][name]["n"] == len(ds)
+        for k, v in ds.arrays.items():
+            np.testing.assert_array_equal(arr(web["data"]["sets"][name]["arrays"][k]), v)
+    order = arr(web["data"]["order"])
+    assert order.shape == (30, len(train))
+    for e in (0, 7, 29):                                   # the runtime's own permutation per epoch
+        np.testing.assert_array_equal(order[e], np.random.default_rng([0, e]).permutation(len(train)))
+    inf = onnx.load(str(out / "inference.onnx"))
+    assert all(i.HasField("raw_data") for i in inf.graph.initializer)   # the JS rewrites these bytes
+
+
+def test_export_options_and_errors(compiled, fake_ort, tmp_path):
+    out = export_web(compiled, tmp_path / "s", ort_dir=fake_ort, epochs=3)
+    web = json.loads((out / "web.json").read_text())
+    assert web["settings"]["epochs"] == 3 and web["data"]["order"]["shape"][0] == 3
+    with pytest.raises(WebExportError, match="onnxruntime-web's files"):
+        export_web(compiled, tmp_path / "t", ort_dir=tmp_path / "nowhere")
+    nodata = dslc.compile(dslc.parse("model m { input x: f32[B, 2]\n output y = x }"))
+    with pytest.raises(WebExportError, match="no `train` block"):
+        export_web(nodata, tmp_path / "u", ort_dir=fake_ort)
+
+
+def test_cli_export_web_errors_are_one_line(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dslc", "export-web", *a],  # noqa: E731
+                                    capture_output=True, text=True)
+    r = run(str(DIGITS), "-o", str(tmp_path / "x"), "--ort-dir", str(tmp_path / "nowhere"))
+    assert r.returncode == 1 and "error: onnxruntime-web's files" in r.stderr and "Traceback" not in r.stderr
+    r = run(str(DIGITS), "-o", str(tmp_path / "x"), "--data", str(tmp_path / "none.npz"))
+    assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+# ----- Node.js -------------------------------------------------------------------------------
+def node(*args, env_extra=None):
+    env = dict(os.environ, NODE_PATH=str(NODE_MODULES), **(env_extra or {}))
+    return subprocess.run(["node", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+
+@need_node
+def test_node_loop_reaches_the_python_loss(compiled, tmp_path):
+    out = export_web(compiled, tmp_path / "site", epochs=2)
+    r = node(out / "train.mjs", "--json", tmp_path / "node.json", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert "epoch 2/2" in r.stdout
+    got = json.loads((tmp_path / "node.json").read_text())
+    t, want = python_steps(compiled, 2)
+    js = np.array([s["loss"] for s in got["steps"]])
+    assert js.shape == want.shape == (46,)
+    np.testing.assert_allclose(js, want, rtol=1e-5, atol=1e-6)
+    # the downloadable model: the inference graph holding the trained weights
+    model = onnx.load(str(tmp_path / "run" / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    for init in model.graph.initializer:
+        np.testing.assert_allclose(numpy_helper.to_array(init), t.params()[init.name], rtol=1e-5, atol=1e-6)
+    x = t._train_valid(None, None)[1].arrays["x"]
+    probs = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(probs, ort.InferenceSession(t.inference_model().SerializeToString())
+                               .run(None, {"x": x})[0], atol=1e-5)
+
+
+@need_node
+def test_node_trains_on_the_users_npz_and_refuses_bad_arrays(compiled, tmp_path):
+    out = export_web(compiled, tmp_path / "site", epochs=6)
+    z = np.load(ROOT / "runtime" / "datasets" / "digits.npz")
+    np.savez_compressed(tmp_path / "mine.npz", x=z["x"].astype(np.float64)[:600], y=z["y"].astype(np.int32)[:600])
+    r = node(out / "train.mjs", "--data", tmp_path / "mine.npz", "--json", tmp_path / "n.json", "--out", tmp_path / "r")
+    assert r.returncode == 0, r.stderr
+    got = json.loads((tmp_path / "n.json").read_text())
+    assert len(got["steps"]) == 6 * -(-480 // 64)         # split 0.8 of 600 examples, batch 64
+    assert got["history"][-1]["loss"] < 0.5 * got["history"][0]["loss"], got["history"]
+    assert got["final"]["acc"] > 0.8, got["final"]        # on the 120 held-out examples of the file
+    np.savez(tmp_path / "bad.npz", x=z["x"][:10, :32], y=z["y"][:10])
+    r = node(out / "train.mjs", "--data", tmp_path / "bad.npz")
+    assert r.returncode == 1
+    assert "data array `x`: expected [B, 64], found [10, 32] (axis 1 should be 64)" in r.stderr
+    assert "    at " not in r.stderr                            # no JavaScript stack trace
+
+
+# ----- the browser ---------------------------------------------------------------------------
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@need_browser
+def test_page_trains_digits_in_headless_chromium(compiled, tmp_path):
+    site = export_web(compiled, tmp_path / "site", spec_path=str(DIGITS))
+    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 3), np.float32), y=np.zeros(4, np.int64))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "digits_page.png"
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        r = subprocess.run(["node", str(ROOT / "web" / "e2e.mjs"), url, "--json", str(tmp_path / "page.json"),
+                            "--screenshot", str(shot), "--model", str(tmp_path / "model.onnx"),
+                            "--bad-file", str(tmp_path / "bad.npz"), "--timeout", "400", "--chromium", CHROMIUM],
+                           capture_output=True, text=True, timeout=600, cwd=str(ROOT / "web"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    page = json.loads((tmp_path / "page.json").read_text())
+    assert page["state"] == "done", (page.get("error"), page["console"][-5:])
+    assert "data array `x`: expected [B, 64], found [4, 3]" in page["badFileError"]
+    assert all(u.startswith(url.rsplit("/", 1)[0]) for u in page["requests"])   # nothing from the internet
+    assert len(page["history"]) == 30
+    assert page["final"]["acc"] >= 0.97, page["final"]                       # like `dslc train`
+    t, want = python_steps(compiled, 30)
+    js = np.array([s["loss"] for s in page["steps"]])
+    assert js.shape == want.shape
+    np.testing.assert_allclose(js[:100], want[:100], rtol=1e-4, atol=1e-5)   # WebAssembly vs native kernels
+    np.testing.assert_allclose(page["final"]["acc"], t.evaluate(t._train_valid(None, None)[1])["acc"], atol=0.01)
+    assert page["downloadName"] == "model.onnx"
+    onnx.checker.check_model(onnx.load(str(tmp_path / "model.onnx")), full_check=True)
+    assert shot.stat().st_size > 10_000
