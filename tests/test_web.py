@@ -56,10 +56,10 @@ def fake_ort(tmp_path):
     return d
 
 
-def python_steps(compiled, epochs):
-    """Per-step losses of the Python runtime on the train block's data and order."""
+def python_steps(compiled, epochs, data=None):
+    """Per-step losses of the Python runtime on the train block's data (or `data`) and order."""
     t = Trainer(compiled, log=lambda *a: None)
-    train, _ = t._train_valid(None, None)
+    train, _ = t._train_valid(data, None)
     losses = []
     for e in range(epochs):
         for part in train.batches(t.settings["batch"], t.settings["seed"], e):
@@ -87,10 +87,6 @@ def test_folder_holds_graphs_data_and_runtime_order(compiled, fake_ort, tmp_path
         assert web["data"]["sets"][name]["n"] == len(ds)
         for k, v in ds.arrays.items():
             np.testing.assert_array_equal(arr(web["data"]["sets"][name]["arrays"][k]), v)
-    order = arr(web["data"]["order"])
-    assert order.shape == (30, len(train))
-    for e in (0, 7, 29):                                   # the runtime's own permutation per epoch
-        np.testing.assert_array_equal(order[e], np.random.default_rng([0, e]).permutation(len(train)))
     inf = onnx.load(str(out / "inference.onnx"))
     assert all(i.HasField("raw_data") for i in inf.graph.initializer)   # the JS rewrites these bytes
 
@@ -98,7 +94,7 @@ def test_folder_holds_graphs_data_and_runtime_order(compiled, fake_ort, tmp_path
 def test_export_options_and_errors(compiled, fake_ort, tmp_path):
     out = export_web(compiled, tmp_path / "s", ort_dir=fake_ort, epochs=3)
     web = json.loads((out / "web.json").read_text())
-    assert web["settings"]["epochs"] == 3 and web["data"]["order"]["shape"][0] == 3
+    assert web["settings"]["epochs"] == 3
     with pytest.raises(WebExportError, match="onnxruntime-web's files"):
         export_web(compiled, tmp_path / "t", ort_dir=tmp_path / "nowhere")
     nodata = dslc.compile(dslc.parse("model m { input x: f32[B, 2]\n output y = x }"))
@@ -119,6 +115,18 @@ def test_cli_export_web_errors_are_one_line(tmp_path):
 def node(*args, env_extra=None):
     env = dict(os.environ, NODE_PATH=str(NODE_MODULES), **(env_extra or {}))
     return subprocess.run(["node", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+
+@need_node
+def test_js_permutation_is_numpys(tmp_path):
+    cases = [(0, 0, 10), (0, 29, 1437), (7, 3, 1), (2**40 + 5, 11, 2), (12345, 0, 100_000)]
+    script = (f"import {{ permutation }} from {json.dumps((ROOT / 'dslc/web/static/rng.js').as_uri())};\n"
+              f"console.log(JSON.stringify({json.dumps(cases)}.map(([s, e, n]) => Array.from(permutation(s, e, n)))));")
+    (tmp_path / "p.mjs").write_text(script)
+    r = node(tmp_path / "p.mjs")
+    assert r.returncode == 0, r.stderr
+    for (seed, epoch, n), got in zip(cases, json.loads(r.stdout)):
+        np.testing.assert_array_equal(got, np.random.default_rng([seed, epoch]).permutation(n))
 
 
 @need_node
@@ -154,6 +162,8 @@ def test_node_trains_on_the_users_npz_and_refuses_bad_arrays(compiled, tmp_path)
     assert len(got["steps"]) == 6 * -(-480 // 64)         # split 0.8 of 600 examples, batch 64
     assert got["history"][-1]["loss"] < 0.5 * got["history"][0]["loss"], got["history"]
     assert got["final"]["acc"] > 0.8, got["final"]        # on the 120 held-out examples of the file
+    _, want = python_steps(compiled, 6, data={"x": z["x"].astype(np.float64)[:600], "y": z["y"].astype(np.int32)[:600]})
+    np.testing.assert_allclose([s["loss"] for s in got["steps"]], want, rtol=1e-5, atol=1e-6)
     np.savez(tmp_path / "bad.npz", x=z["x"][:10, :32], y=z["y"][:10])
     r = node(out / "train.mjs", "--data", tmp_path / "bad.npz")
     assert r.returncode == 1

@@ -2,7 +2,7 @@
 
 The folder holds
   index.html, page.js       the page: progress bar, live curves, held-out metrics, download
-  loop.js, npz.js, proto.js the training loop shared by browser and Node (ES modules)
+  loop.js, npz.js, proto.js, rng.js   the loop shared by browser and Node (ES modules)
   train.mjs                 the Node.js entry: `node DIR/train.mjs` (onnxruntime-node)
   train.onnx                the training-step graph; its manifest drives the loop
   evaluation.onnx           losses/metrics in inference mode (params as inputs)
@@ -11,12 +11,13 @@ The folder holds
   manifest.json             train.onnx's `dslc.manifest`, verbatim
   web.json                  what this export adds: file names, the evaluation
                             manifest, the data layout, the run's settings
-  data.bin                  the train/validation arrays and the per-epoch batch order
+  data.bin                  the train/validation arrays
   ort/                      onnxruntime-web's ES module and WebAssembly, vendored
 
 Data and order are those of the Python runtime for the same seed: the train/
-validation split is computed by `dslc_runtime` and the per-epoch permutation is
-read off `Dataset.batches` itself, so the loss after N steps equals `dslc train`'s.
+validation split is computed by `dslc_runtime`, and rng.js draws NumPy's own
+per-epoch permutation (`default_rng([seed, epoch])`), so the loss after N steps
+equals `dslc train`'s.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-STATIC = ("index.html", "page.js", "loop.js", "npz.js", "proto.js", "train.mjs")
+STATIC = ("index.html", "page.js", "loop.js", "npz.js", "proto.js", "rng.js", "train.mjs")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ALIGN = 8            # every array in data.bin starts on an 8-byte boundary (BigInt64Array needs it)
 
@@ -93,16 +94,6 @@ def _datasets(man, settings: dict, data, spec_path):
     if split is not None and split < 1:
         return train.split(float(split))
     return train, None
-
-
-def _orders(n: int, batch: int, seed, epochs: int) -> np.ndarray:
-    """int32[epochs, n]: the example order of each epoch, taken from the
-    runtime's own `Dataset.batches` (run on the identity index array)."""
-    from dslc_runtime import Dataset
-    from dslc_runtime.manifest import DataInput
-    ident = Dataset({"i": np.arange(n, dtype=np.int64)}, [DataInput("i", "int64", ("N",), 0)])
-    rows = [np.concatenate([b["i"] for b in ident.batches(batch, seed, e)]) for e in range(epochs)]
-    return np.stack(rows).astype(np.int32) if rows else np.zeros((0, n), np.int32)
 
 
 class _Blob:
@@ -176,7 +167,6 @@ def export_web(source, out_dir, model: str | None = None, data=None, epochs: int
         if ds is not None:
             sets[name] = {"n": len(ds), "arrays": {k: blob.add(v) for k, v in ds.arrays.items()}}
     seed = settings["seed"]
-    order = blob.add(_orders(len(train), int(settings["batch"]), seed, int(settings["epochs"])))
     with open(out / "data.bin", "wb") as f:
         for p in blob.parts:
             f.write(p)
@@ -189,7 +179,7 @@ def export_web(source, out_dir, model: str | None = None, data=None, epochs: int
            "settings": {"batch": int(settings["batch"]), "epochs": int(settings["epochs"]),
                         "seed": seed, "split": settings.get("split"),
                         "early_stopping": settings.get("early_stopping"), "hyper": hyper},
-           "data": {"file": "data.bin", "sets": sets, "order": order}}
+           "data": {"file": "data.bin", "sets": sets}}
     (out / "web.json").write_text(json.dumps(web, indent=1) + "\n")
     return out
 

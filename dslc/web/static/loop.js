@@ -8,6 +8,7 @@
 // `read(name) -> Promise<Uint8Array>` for the export's files.
 
 import { takeInitializers, withWeights } from './proto.js';
+import { permutation } from './rng.js';
 
 export const ARRAYS = {
   float32: Float32Array, float64: Float64Array, float16: Uint16Array, int64: BigInt64Array,
@@ -23,7 +24,7 @@ const fmtShape = s => `[${s.join(', ')}]`;
 const prod = a => a.reduce((x, y) => x * y, 1);
 
 // ----- the export's files ------------------------------------------------------------------
-/** Read an exported folder: {manifest, web, models: {training, evaluation, inference}, train, valid, order}. */
+/** Read an exported folder: {manifest, web, models: {training, evaluation, inference}, train, valid}. */
 export async function openExport(read) {
   const text = async name => JSON.parse(new TextDecoder().decode(await read(name)));
   const manifest = await text('manifest.json');
@@ -44,8 +45,7 @@ export async function openExport(read) {
     for (const [k, e] of Object.entries(s.arrays)) arrays[k] = view(e);
     sets[name] = makeDataset(arrays, manifest.data);
   }
-  const order = view(web.data.order);
-  return { manifest, web, models, train: sets.train, valid: sets.valid ?? null, order };
+  return { manifest, web, models, train: sets.train, valid: sets.valid ?? null };
 }
 
 // ----- data: checked arrays, split, batches (as runtime/data.py) ---------------------------
@@ -146,25 +146,6 @@ export function split(ds, fraction) {
   const idx = Array.from({ length: ds.n }, (_, i) => i);
   const part = ix => makeDataset(take(ds, ix), Object.values(ds.specs));
   return [part(idx.slice(0, k)), part(idx.slice(k))];
-}
-
-// A seeded shuffle for data the export did not order (the user's own file):
-// mulberry32 over Fisher-Yates. It is not NumPy's permutation.
-export function shuffled(n, seed, epoch) {
-  let a = (Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }
 
 // ----- the trainer -------------------------------------------------------------------------
@@ -298,15 +279,12 @@ export class Trainer {
     return Object.fromEntries(names.map(k => [k, Number(res[k].data[0])]));
   }
 
-  /** The example order of `epoch`: the Python runtime's, as exported, when
-   *  training on the exported data; a seeded shuffle otherwise. */
+  /** The example order of `epoch`: NumPy's default_rng([seed, epoch]).permutation(n),
+   *  as the Python runtime draws it; in order when the seed is null. */
   orderFor(epoch, ds) {
-    const o = this.bundle.order;
-    if (ds === this.bundle.train && o.shape[1] === ds.n && epoch < o.shape[0]) {
-      return o.data.subarray(epoch * ds.n, (epoch + 1) * ds.n);
-    }
-    if (this.settings.seed === null || this.settings.seed === undefined) return Array.from({ length: ds.n }, (_, i) => i);
-    return shuffled(ds.n, this.settings.seed, epoch);
+    const seed = this.settings.seed;
+    if (seed === null || seed === undefined) return Int32Array.from({ length: ds.n }, (_, i) => i);
+    return permutation(seed, epoch, ds.n);
   }
 
   /** Train until `epochs` epochs are done. Callbacks: onStep(values, trainer), onEpoch(row, trainer);
