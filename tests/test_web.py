@@ -32,12 +32,15 @@ NODE_MODULES = ROOT / "web" / "node_modules"
 ARTIFACTS = Path(os.environ.get("DSLC_ARTIFACTS", ROOT / "runs" / "e2e"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
+REQUIRE = bool(os.environ.get("DSLC_REQUIRE_WEB"))     # `make -C web e2e`: a missing tool fails, not skips
+HAVE_NODE = shutil.which("node") is not None and (NODE_MODULES / "onnxruntime-node").is_dir()
+HAVE_BROWSER = (shutil.which("node") is not None and (NODE_MODULES / "playwright-core").is_dir()
+                and (NODE_MODULES / "onnxruntime-web").is_dir() and os.path.exists(CHROMIUM))
 need_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE_MODULES / "onnxruntime-node").is_dir(),
+    not (REQUIRE or HAVE_NODE),
     reason="needs node and web/node_modules/onnxruntime-node (run `npm ci` in web/, or `make -C web e2e`)")
 need_browser = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE_MODULES / "playwright-core").is_dir()
-    or not (NODE_MODULES / "onnxruntime-web").is_dir() or not os.path.exists(CHROMIUM),
+    not (REQUIRE or HAVE_BROWSER),
     reason="needs node, web/node_modules (npm ci in web/) and Debian's chromium (apt-get install chromium)")
 
 

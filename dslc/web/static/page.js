@@ -79,11 +79,12 @@ function draw(t) {
   const xs = h => h.epoch * perEpoch;
   const lossSeries = [];
   m.losses.forEach((k, i) => {
-    lossSeries.push({ label: `${k} (step)`, color: COLORS[i], width: 1.5, alpha: 0.35,
+    const col = COLORS[(2 * i) % COLORS.length];
+    lossSeries.push({ label: `${k} (step)`, color: col, width: 1.5, alpha: 0.35,
                       points: state.steps.map(s => [s.step, s[k]]) });
-    lossSeries.push({ label: `${k} (epoch)`, color: COLORS[i], points: state.history.map(h => [xs(h), h[k]]) });
+    lossSeries.push({ label: `${k} (epoch)`, color: col, points: state.history.map(h => [xs(h), h[k]]) });
     if (state.history.some(h => `val_${k}` in h)) {
-      lossSeries.push({ label: `val_${k}`, color: COLORS[(i + 1) % COLORS.length], dots: true,
+      lossSeries.push({ label: `val_${k}`, color: COLORS[(2 * i + 1) % COLORS.length], dots: true,
                         points: state.history.map(h => [xs(h), h[`val_${k}`]]) });
     }
   });
@@ -169,7 +170,7 @@ async function main() {
       $('status').textContent = `done: ${trainer.step} steps in ${secs}s` + (trainer.stoppedEarly ? ' (early stopping)' : '');
       const held = Object.entries(state.final).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' · ');
       $('result').textContent = valid ? `held-out: ${held}` : 'no held-out data';
-      $('result').className = 'good';
+      $('result').className = valid ? 'good' : '';
       draw(trainer);
       state.model = trainer.trainedModel();
       $('download').disabled = false;
