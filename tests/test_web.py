@@ -133,6 +133,47 @@ def test_js_permutation_is_numpys(tmp_path):
 
 
 @need_node
+def test_js_protobuf_moves_and_rewrites_initializers(tmp_path):
+    """proto.js: initial values out of a model (raw and typed fields), and
+    trained values written into one, checked by onnx on the Python side."""
+    from onnx import TensorProto, helper
+    vals = {"f": np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5, "d": np.array([1.5, -2.25]),
+            "i": np.array([-3, 2**40], dtype=np.int64), "j": np.array([[-7, 9]], dtype=np.int32),
+            "r": np.linspace(-1, 1, 4, dtype=np.float32), "s": np.array(5, dtype=np.int64)}
+    types = {"f": TensorProto.FLOAT, "d": TensorProto.DOUBLE, "i": TensorProto.INT64, "j": TensorProto.INT32}
+    inits = [helper.make_tensor(k, types[k], v.shape, v.ravel().tolist()) for k, v in vals.items() if k in types]
+    inits += [numpy_helper.from_array(vals["r"], "r"), numpy_helper.from_array(vals["s"], "s")]
+    g = helper.make_graph([helper.make_node("Identity", ["r"], ["out"])], "g",
+                          [helper.make_tensor_value_info(k, TensorProto.FLOAT, None) for k in ("r",)],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [4])], inits)
+    model = helper.make_model(g)
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    static = (ROOT / "dslc/web/static/proto.js").as_uri()
+    (tmp_path / "p.mjs").write_text(f"""
+import {{ readFileSync, writeFileSync }} from 'node:fs';
+import {{ takeInitializers, withWeights }} from {json.dumps(static)};
+const bytes = new Uint8Array(readFileSync({json.dumps(str(tmp_path / "m.onnx"))}));
+const t = takeInitializers(bytes, ['f', 'd', 'i', 'j', 's']);
+writeFileSync({json.dumps(str(tmp_path / "stripped.onnx"))}, t.model);
+writeFileSync({json.dumps(str(tmp_path / "new.onnx"))}, withWeights(bytes, {{ r: Float32Array.of(9, 8, 7, 6), zz: Float32Array.of(1) }}));
+console.log(JSON.stringify(Object.fromEntries(Object.entries(t.values).map(([k, v]) =>
+  [k, {{ dtype: v.dtype, shape: v.shape, data: Array.from(v.data, String) }}]))));
+""")
+    r = node(tmp_path / "p.mjs")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    for k in ("f", "d", "i", "j", "s"):
+        assert got[k]["dtype"] == str(vals[k].dtype) and got[k]["shape"] == list(vals[k].shape), (k, got[k])
+        np.testing.assert_array_equal(np.array(got[k]["data"], dtype=vals[k].dtype).reshape(vals[k].shape), vals[k])
+    stripped = onnx.load(str(tmp_path / "stripped.onnx"))
+    assert [i.name for i in stripped.graph.initializer] == ["r"]
+    assert stripped.graph.node == model.graph.node and stripped.graph.output == model.graph.output
+    new = onnx.load(str(tmp_path / "new.onnx"))
+    np.testing.assert_array_equal(numpy_helper.to_array(new.graph.initializer[4]), [9, 8, 7, 6])
+    assert len(new.SerializeToString()) == len(model.SerializeToString())
+
+
+@need_node
 def test_node_loop_reaches_the_python_loss(compiled, tmp_path):
     out = export_web(compiled, tmp_path / "site", epochs=2)
     r = node(out / "train.mjs", "--json", tmp_path / "node.json", "--out", tmp_path / "run")

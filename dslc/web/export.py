@@ -84,6 +84,10 @@ def _raw_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _manifest_json(model: onnx.ModelProto) -> dict:
+    return json.loads(next(p.value for p in model.metadata_props if p.key == "dslc.manifest"))
+
+
 def _datasets(man, settings: dict, data, spec_path):
     """(train, valid or None) exactly as `Trainer._train_valid` builds them."""
     from dslc_runtime import load_dataset
@@ -133,10 +137,11 @@ def export_web(source, out_dir, model: str | None = None, data=None, epochs: int
         raise WebExportError(f"model `{c.name}` has no `train` block with a loss, so there is nothing to train")
     if c.inference is None:
         raise WebExportError(f"model `{c.name}` declares no `output`, so there is no model.onnx to download")
-    man = read_manifest(c.training, role="training")
-    spec_path = spec_path or path or man.spec
+    man = read_manifest(c.training, role="training")        # validated; its JSON is written as it is
+    obj = _manifest_json(c.training)
+    spec_path = spec_path or path or obj.get("spec")
     settings = dict(DEFAULTS)
-    settings.update({k: v for k, v in man.train.items() if v is not None})
+    settings.update({k: v for k, v in (obj.get("train") or {}).items() if v is not None})
     if epochs is not None:
         settings["epochs"] = int(epochs)
     train, valid = _datasets(man, settings, data, spec_path)
@@ -158,8 +163,9 @@ def export_web(source, out_dir, model: str | None = None, data=None, epochs: int
     if c.evaluation is not None:
         files["evaluation"] = "evaluation.onnx"
         onnx.save(c.evaluation, str(out / "evaluation.onnx"))
-        eval_manifest = read_manifest(c.evaluation, role="evaluation").raw
-    (out / "manifest.json").write_text(json.dumps(man.raw, indent=1) + "\n")
+        read_manifest(c.evaluation, role="evaluation")
+        eval_manifest = _manifest_json(c.evaluation)
+    (out / "manifest.json").write_text(json.dumps(obj, indent=1) + "\n")
 
     blob = _Blob()
     sets = {}
@@ -171,10 +177,12 @@ def export_web(source, out_dir, model: str | None = None, data=None, epochs: int
         for p in blob.parts:
             f.write(p)
 
-    hyper = {h.name: h.default for h in man.hyper}
+    hyper = {h["name"]: h["default"] for h in obj.get("hyper", [])}
     if "seed" in hyper:
         hyper["seed"] = int(seed)          # as the Python Trainer: the graph's draws follow the seed
+    node_modules = ort.parents[1] if ort.parent.name == "onnxruntime-web" else None
     web = {"version": 1, "model": c.name, "spec": spec_path and os.path.basename(spec_path),
+           "node_modules": str(node_modules) if node_modules else None,   # where train.mjs also looks
            "files": files, "evaluation_manifest": eval_manifest,
            "settings": {"batch": int(settings["batch"]), "epochs": int(settings["epochs"]),
                         "seed": seed, "split": settings.get("split"),

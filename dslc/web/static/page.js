@@ -13,6 +13,7 @@ const state = window.dslc = { state: 'loading', history: [], steps: [], final: n
 const COLORS = ['#4f74d9', '#e8710a', '#137333', '#b3261e', '#8e44ad', '#00838f'];
 
 async function read(name) {
+  if (location.protocol === 'file:') throw new Error('open this page through a web server: python -m http.server -d FOLDER');
   const r = await fetch(name);
   if (!r.ok) throw new Error(`cannot load ${name}: HTTP ${r.status}`);
   return new Uint8Array(await r.arrayBuffer());

@@ -3,8 +3,9 @@
 //
 //   node DIR/train.mjs [DIR] [--epochs N] [--data FILE.npz] [--out OUTDIR] [--json FILE]
 //
-// onnxruntime-node is found next to this folder, in the current directory, or
-// through NODE_PATH (e.g. NODE_PATH=dslc/web/node_modules).
+// onnxruntime-node is found next to this folder, in the current directory, in
+// the node_modules the export was made from (web.json), or through NODE_PATH
+// (e.g. NODE_PATH=web/node_modules of the dslc source tree).
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -14,9 +15,9 @@ import { inflateRawSync } from 'node:zlib';
 import { Trainer, checkArrays, makeDataset, openExport, split, summary } from './loop.js';
 import { parseNpz } from './npz.js';
 
-function loadOrt() {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const base of [path.join(here, 'x.js'), path.join(process.cwd(), 'x.js')]) {
+function loadOrt(dir, nodeModules) {
+  const bases = [dir, process.cwd(), ...(nodeModules ? [path.dirname(nodeModules)] : [])];
+  for (const base of bases.map(b => path.join(b, 'x.js'))) {
     try { return createRequire(base)('onnxruntime-node'); } catch (e) {
       if (e.code !== 'MODULE_NOT_FOUND') throw e;
     }
@@ -51,8 +52,12 @@ function usage(msg) {
 
 async function main() {
   const a = args(process.argv.slice(2));
-  const ort = loadOrt();
-  const bundle = await openExport(name => readFile(path.join(a.dir, name)).then(b => new Uint8Array(b)));
+  const read = name => readFile(path.join(a.dir, name)).then(b => new Uint8Array(b), e => {
+    throw new Error(e.code === 'ENOENT' ? `${a.dir} has no ${name}; is it a folder written by \`dslc export-web\`?` : e.message);
+  });
+  const web = JSON.parse(new TextDecoder().decode(await read('web.json')));
+  const ort = loadOrt(a.dir, web.node_modules);
+  const bundle = await openExport(read);
   const t = await Trainer.create(ort, bundle, { sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
   let train = bundle.train, valid = bundle.valid;
   if (a.data) {
