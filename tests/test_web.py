@@ -59,14 +59,15 @@ def fake_ort(tmp_path):
     return d
 
 
-def python_steps(compiled, epochs, data=None):
-    """Per-step losses of the Python runtime on the train block's data (or `data`) and order."""
-    t = Trainer(compiled, log=lambda *a: None)
+def python_steps(compiled, epochs, data=None, key="loss", spec=None):
+    """Per-step values of `key` (a loss) from the Python runtime on the train
+    block's data (or `data`) and order."""
+    t = Trainer(compiled, log=lambda *a: None, spec_path=spec)
     train, _ = t._train_valid(data, None)
     losses = []
     for e in range(epochs):
         for part in train.batches(t.settings["batch"], t.settings["seed"], e):
-            losses.append(t.train_step(part)["loss"])
+            losses.append(t.train_step(part)[key])
     return t, np.array(losses)
 
 
@@ -213,6 +214,28 @@ def test_node_trains_on_the_users_npz_and_refuses_bad_arrays(compiled, tmp_path)
     assert r.returncode == 1
     assert "data array `x`: expected [B, 64], found [10, 32] (axis 1 should be 64)" in r.stderr
     assert "    at " not in r.stderr                            # no JavaScript stack trace
+
+
+@need_node
+@pytest.mark.parametrize("spec, model, epochs", [
+    ("gan.dl", "gan", 2),                        # two losses taking turns through `select`
+    ("polyak.dl", "polyak", 1),                  # model.onnx holds the Polyak averages
+    ("mlp_regularized.dl", None, 2),             # dropout (the `seed` input), batch-norm state
+])
+def test_node_loop_follows_select_averages_and_state(spec, model, epochs, tmp_path):
+    path = str(ROOT / "specs" / spec)
+    c = dslc.compile(dslc.load(path), model)
+    out = export_web(c, tmp_path / "site", epochs=epochs, spec_path=path)
+    r = node(out / "train.mjs", "--json", tmp_path / "n.json", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    steps = json.loads((tmp_path / "n.json").read_text())["steps"]
+    for key in c.manifest["losses"]:
+        t, want = python_steps(c, epochs, key=key, spec=path)
+        np.testing.assert_allclose([s[key] for s in steps], want, rtol=1e-5, atol=1e-6)
+    trained = onnx.load(str(tmp_path / "run" / "model.onnx"))
+    expect = {i.name: numpy_helper.to_array(i) for i in t.inference_model().graph.initializer}
+    for init in trained.graph.initializer:
+        np.testing.assert_allclose(numpy_helper.to_array(init), expect[init.name], rtol=1e-5, atol=1e-6)
 
 
 # ----- the browser ---------------------------------------------------------------------------

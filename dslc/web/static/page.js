@@ -102,8 +102,9 @@ function draw(t) {
   panel(ctx, half, 0, half, c.height, m.metrics.length ? 'metrics' : 'metrics (none)', metSeries, epochs, 'epoch');
 }
 
-function table(history) {
-  if (!history.length) return;
+function table(all) {
+  if (!all.length) return;
+  const history = all.slice(-30);              // the last 30 epochs
   const keys = Object.keys(history[history.length - 1]);
   $('history').innerHTML = '<tr>' + keys.map(k => `<th>${k}</th>`).join('') + '</tr>' +
     history.map(r => '<tr>' + keys.map(k => `<td>${k === 'epoch' ? r[k] : (r[k] ?? NaN).toFixed(4)}</td>`).join('') + '</tr>').join('');
@@ -145,26 +146,24 @@ async function main() {
     const total = epochs * Math.ceil(train.n / w.settings.batch);
     let last = 0;
     const t0 = performance.now();
+    const paint = async (force = false) => {      // let the page repaint ~10 times a second, not per step
+      if (!force && performance.now() - last < 100) return;
+      last = performance.now();
+      const vals = trainer.stepLog[trainer.stepLog.length - 1] ?? {};
+      $('status').textContent = `epoch ${Math.min(trainer.epoch + 1, epochs)}/${epochs} · step ${trainer.step}/${total} · ` +
+        m.losses.map(k => `${k} ${(vals[k] ?? NaN).toFixed(4)}`).join(' · ');
+      state.history = trainer.history.slice();
+      table(state.history); draw(trainer);
+      await new Promise(r => setTimeout(r, 0));
+    };
     try {
       await trainer.fit({
         train, valid, epochs,
-        onStep: async vals => {
-          $('progress').value = trainer.step / total;
-          if (performance.now() - last > 100) {      // let the page paint ~10 times a second
-            last = performance.now();
-            $('status').textContent = `epoch ${trainer.epoch + 1}/${epochs} · step ${trainer.step}/${total} · ` +
-              m.losses.map(k => `${k} ${vals[k].toFixed(4)}`).join(' · ');
-            draw(trainer);
-            await new Promise(r => setTimeout(r, 0));
-          }
-        },
-        onEpoch: async row => {
-          state.history = trainer.history.slice();
-          console.log(summary(row, epochs));
-          table(state.history); draw(trainer);
-          await new Promise(r => setTimeout(r, 0));
-        },
+        onStep: async () => { $('progress').value = trainer.step / total; await paint(); },
+        onEpoch: async row => { console.log(summary(row, epochs)); await paint(); },
       });
+      state.history = trainer.history.slice();
+      table(state.history);
       state.final = valid ? await trainer.evaluate(valid) : {};
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       $('progress').value = 1;
