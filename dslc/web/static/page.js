@@ -32,29 +32,35 @@ function fail(e) {
 }
 
 // ----- the chart: losses by step (left), metrics by epoch (right) ---------------------------
+// a number in at most ~7 characters
+const fmt = v => (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5) ? v.toExponential(2) : Number(v.toPrecision(3)).toString());
+
 function panel(ctx, x0, y0, w, h, title, series, xmax, xlabel) {
-  const pad = { l: 84, r: 16, t: 34, b: 44 };
+  const pad = { l: 84, r: 24, t: 34, b: 44 };
   const W = w - pad.l - pad.r, H = h - pad.t - pad.b;
   const ys = series.flatMap(s => s.points.map(p => p[1])).filter(Number.isFinite);
   let lo = Math.min(...ys, Infinity), hi = Math.max(...ys, -Infinity);
   if (!ys.length) { lo = 0; hi = 1; }
-  if (hi - lo < 1e-9) { hi += 0.5; lo -= 0.5; }
-  lo = Math.min(lo, 0) < 0 && lo >= 0 ? 0 : lo;
+  const log = lo > 0 && hi / lo > 100;          // losses that fall by decades: a log axis
+  const f = log ? Math.log10 : (v => v);
+  let flo = f(lo), fhi = f(hi);
+  if (fhi - flo < 1e-9) { fhi += 0.5; flo -= 0.5; }
   const X = x => x0 + pad.l + (x / Math.max(xmax, 1)) * W;
-  const Y = y => y0 + pad.t + (1 - (y - lo) / (hi - lo)) * H;
+  const Y = y => y0 + pad.t + (1 - (f(y) - flo) / (fhi - flo)) * H;
   ctx.fillStyle = '#1d2330'; ctx.font = '22px system-ui'; ctx.textAlign = 'left';
-  ctx.fillText(title, x0 + pad.l, y0 + 24);
+  ctx.fillText(title + (log ? ' (log scale)' : ''), x0 + pad.l, y0 + 24);
   ctx.strokeStyle = '#eceff5'; ctx.lineWidth = 1; ctx.font = '17px system-ui'; ctx.fillStyle = '#5a6375';
   for (let i = 0; i <= 4; i++) {
-    const v = lo + (hi - lo) * i / 4, y = Y(v);
+    const fv = flo + (fhi - flo) * i / 4, v = log ? 10 ** fv : fv, y = Y(v);
     ctx.beginPath(); ctx.moveTo(x0 + pad.l, y); ctx.lineTo(x0 + pad.l + W, y); ctx.stroke();
-    ctx.textAlign = 'right'; ctx.fillText(v.toPrecision(3), x0 + pad.l - 8, y + 6);
+    ctx.textAlign = 'right'; ctx.fillText(fmt(v), x0 + pad.l - 8, y + 6);
   }
-  ctx.textAlign = 'center';
   for (let i = 0; i <= 5; i++) {
     const v = Math.round(xmax * i / 5);
+    ctx.textAlign = i === 0 ? 'left' : i === 5 ? 'right' : 'center';
     ctx.fillText(String(v), X(v), y0 + pad.t + H + 24);
   }
+  ctx.textAlign = 'center';
   ctx.fillText(xlabel, x0 + pad.l + W / 2, y0 + h - 2);
   ctx.strokeStyle = '#9aa3b5'; ctx.strokeRect(x0 + pad.l, y0 + pad.t, W, H);
   let lx = x0 + pad.l + W;
@@ -107,7 +113,7 @@ function table(all) {
   const history = all.slice(-30);              // the last 30 epochs
   const keys = Object.keys(history[history.length - 1]);
   $('history').innerHTML = '<tr>' + keys.map(k => `<th>${k}</th>`).join('') + '</tr>' +
-    history.map(r => '<tr>' + keys.map(k => `<td>${k === 'epoch' ? r[k] : (r[k] ?? NaN).toFixed(4)}</td>`).join('') + '</tr>').join('');
+    history.map(r => '<tr>' + keys.map(k => `<td>${k === 'epoch' ? r[k] : fmt(r[k] ?? NaN)}</td>`).join('') + '</tr>').join('');
 }
 
 // ----- main ---------------------------------------------------------------------------------
