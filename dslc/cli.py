@@ -194,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_graph)
 
     s = sub.add_parser("export-web", help="a static folder that trains the model in a browser (and with node)")
-    s.add_argument("spec")
+    s.add_argument("spec", help="the .dl file")
     s.add_argument("-o", "--output", required=True, help="the folder to write")
     s.add_argument("-m", "--model", help="the model to export (optional when the file has one)")
     s.add_argument("--data", help="override the train block's data (exported into the folder)")

@@ -244,28 +244,34 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@need_browser
-def test_page_trains_digits_in_headless_chromium(compiled, tmp_path):
-    site = export_web(compiled, tmp_path / "site", spec_path=str(DIGITS))
-    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 3), np.float32), y=np.zeros(4, np.int64))
+def run_page(site, tmp_path, *args):
+    """Serve `site` on 127.0.0.1 and drive its page with web/e2e.mjs; the page's results."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "digits_page.png"
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
         r = subprocess.run(["node", str(ROOT / "web" / "e2e.mjs"), url, "--json", str(tmp_path / "page.json"),
-                            "--screenshot", str(shot), "--model", str(tmp_path / "model.onnx"),
-                            "--bad-file", str(tmp_path / "bad.npz"), "--timeout", "400", "--chromium", CHROMIUM],
+                            "--timeout", "400", "--chromium", CHROMIUM, *map(str, args)],
                            capture_output=True, text=True, timeout=600, cwd=str(ROOT / "web"))
     finally:
         server.shutdown()
         server.server_close()
     assert r.returncode == 0, r.stdout + r.stderr
     page = json.loads((tmp_path / "page.json").read_text())
-    assert page["state"] == "done", (page.get("error"), page["console"][-5:])
-    assert "data array `x`: expected [B, 64], found [4, 3]" in page["badFileError"]
     assert all(u.startswith(url.rsplit("/", 1)[0]) for u in page["requests"])   # nothing from the internet
+    return page
+
+
+@need_browser
+def test_page_trains_digits_in_headless_chromium(compiled, tmp_path):
+    site = export_web(compiled, tmp_path / "site", spec_path=str(DIGITS))
+    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 3), np.float32), y=np.zeros(4, np.int64))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "digits_page.png"
+    page = run_page(site, tmp_path, "--screenshot", shot, "--model", tmp_path / "model.onnx",
+                    "--bad-file", tmp_path / "bad.npz")
+    assert page["state"] == "done", (page.get("error"), page["console"][-5:])
+    assert "data array `x`: expected [B, 64], found [4, 3] (axis 1 should be 64)" in page["badFileError"]
     assert len(page["history"]) == 30
     assert page["final"]["acc"] >= 0.97, page["final"]                       # like `dslc train`
     t, want = python_steps(compiled, 30)
@@ -276,3 +282,17 @@ def test_page_trains_digits_in_headless_chromium(compiled, tmp_path):
     assert page["downloadName"] == "model.onnx"
     onnx.checker.check_model(onnx.load(str(tmp_path / "model.onnx")), full_check=True)
     assert shot.stat().st_size > 10_000
+
+
+@need_browser
+def test_page_trains_on_a_file_from_the_picker(compiled, tmp_path):
+    """A deflated .npz of float64/int32 arrays, read with the browser's
+    DecompressionStream, split and shuffled as the Python runtime would."""
+    site = export_web(compiled, tmp_path / "site", epochs=2)
+    z = np.load(ROOT / "runtime" / "datasets" / "digits.npz")
+    mine = {"x": z["x"].astype(np.float64)[200:700], "y": z["y"].astype(np.int32)[200:700]}
+    np.savez_compressed(tmp_path / "mine.npz", **mine)
+    page = run_page(site, tmp_path, "--data", tmp_path / "mine.npz")
+    assert page["state"] == "done", (page.get("error"), page["console"][-5:])
+    _, want = python_steps(compiled, 2, data=mine)
+    np.testing.assert_allclose([s["loss"] for s in page["steps"]], want, rtol=1e-4, atol=1e-5)

@@ -3,7 +3,7 @@
 // download model.onnx, save a screenshot, and write the page's results as JSON.
 //
 //   node web/e2e.mjs URL --json OUT.json --screenshot OUT.png [--model OUT.onnx]
-//        [--bad-file BAD.npz] [--timeout SECONDS] [--chromium PATH]
+//        [--bad-file BAD.npz] [--data MINE.npz] [--timeout SECONDS] [--chromium PATH]
 import { writeFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 
@@ -34,6 +34,11 @@ try {
     out.badFileError = await page.textContent('#error');
     await page.reload();
     await page.waitForFunction(() => ['ready', 'error'].includes(window.dslc?.state), null, { timeout: ms });
+  }
+  if (opt.data) {           // train on the user's own file, chosen with the picker
+    await page.setInputFiles('#file', opt.data);
+    await page.waitForFunction(() => document.getElementById('info').textContent.includes('data:') ||
+                               window.dslc.state === 'error', null, { timeout: 30000 });
   }
   const t0 = Date.now();
   if (await page.evaluate(() => window.dslc.state) === 'ready') {

@@ -92,7 +92,7 @@ def _datasets(man, settings: dict, data, spec_path):
     """(train, valid or None) exactly as `Trainer._train_valid` builds them."""
     from dslc_runtime import load_dataset
     train = load_dataset(data if data is not None else settings["data"], man.data, spec_path, log=lambda *_: None)
-    if settings.get("valid") is not None and data is None:
+    if settings.get("valid") is not None:
         return train, load_dataset(settings["valid"], man.data, spec_path, log=lambda *_: None)
     split = settings.get("split")
     if split is not None and split < 1:
