@@ -143,7 +143,11 @@ def export_web(source, out_dir, model: str | None = None, data=None, epochs: int
     settings = dict(DEFAULTS)
     settings.update({k: v for k, v in (obj.get("train") or {}).items() if v is not None})
     if epochs is not None:
+        if int(epochs) < 0:
+            raise WebExportError(f"epochs should be a whole number >= 0, found {epochs}")
         settings["epochs"] = int(epochs)
+    if data is None and settings["data"] is None:
+        raise WebExportError(f"the train block of `{c.name}` names no data; pass --data FILE.npz")
     train, valid = _datasets(man, settings, data, spec_path)
 
     out = Path(out_dir)
