@@ -18,6 +18,9 @@ def __getattr__(name):
     if name == "Trainer":                      # the runtime's trainer, on compiled models
         from dslc_runtime import Trainer
         return Trainer
+    if name == "export_web":                   # dslc.export_web(spec, out_dir): the browser trainer
+        from .web import export_web
+        return export_web
     if name == "builder":
         import importlib
         return importlib.import_module(".builder", __name__)

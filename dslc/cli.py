@@ -161,6 +161,16 @@ def cmd_graph(a) -> int:
     return 0
 
 
+# -- export-web ----------------------------------------------------------------------
+def cmd_export_web(a) -> int:
+    from .web.export import WebExportError, export_web_cli
+    try:
+        print(export_web_cli(a.spec, a.output, model=a.model, data=a.data, epochs=a.epochs, ort_dir=a.ort_dir))
+    except WebExportError as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()
@@ -212,6 +222,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-m", "--model")
     s.add_argument("--training", action="store_true")
     s.set_defaults(fn=cmd_graph)
+
+    s = sub.add_parser("export-web", help="a static folder that trains the model in a browser (and with node)")
+    s.add_argument("spec", help="the .dl file")
+    s.add_argument("-o", "--output", required=True, help="the folder to write")
+    s.add_argument("-m", "--model", help="the model to export (optional when the file has one)")
+    s.add_argument("--data", help="override the train block's data (exported into the folder)")
+    s.add_argument("--epochs", type=int, help="override the train block's epoch count")
+    s.add_argument("--ort-dir", help="onnxruntime-web's dist folder (default: web/node_modules after npm ci)")
+    s.set_defaults(fn=cmd_export_web)
     return p
 
 
