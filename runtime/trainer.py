@@ -44,8 +44,11 @@ class Trainer:
     """Trains a compiled dslc model with ONNX Runtime.
 
     Trainer(training, evaluation=None, inference=None, device="cpu", threads=None,
-            spec_path=None, progress=None, log=print, **settings)
+            spec_path=None, progress=None, log=print, workers=None, address=None, **settings)
 
+    workers:    train data-parallel on that many Ray actors (address: a Ray cluster;
+                see dslc_runtime.parallel); the compiled model must have been
+                compiled with split=True;
     training:   the training graph (ModelProto or .onnx path), or any object with
                 `.training` (and optionally `.evaluation`, `.inference`) attributes;
     evaluation: graph for validation metrics in inference mode (optional; without
@@ -59,6 +62,13 @@ class Trainer:
     State: `epoch` (epochs done), `step` (runs done), `history` (one dict per epoch).
     Carried tensors stay on the device as OrtValues between steps.
     """
+
+    def __new__(cls, *args, workers=None, **kwargs):
+        # Trainer(..., workers=N) trains data-parallel on Ray (dslc_runtime.parallel)
+        if cls is Trainer and workers is not None:
+            from .parallel import ParallelTrainer
+            return super().__new__(ParallelTrainer)
+        return super().__new__(cls)
 
     def __init__(self, training, evaluation=None, inference=None, device="cpu", threads=None,
                  spec_path=None, progress=None, log=print, **settings):
