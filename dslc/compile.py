@@ -26,6 +26,7 @@ from .ir.types import NUMPY, TensorType
 from .lower.driver import lower_graph, make_model
 from .ops.leaves import input_, state as state_leaf
 from .optim import OPTIMIZERS, resolve_args, schedule_factor
+from dslc_runtime import manifest as M
 
 NP_NAME = {"f32": "float32", "f64": "float64", "i64": "int64", "bool": "bool"}
 
@@ -96,7 +97,7 @@ def _data_entries(inputs: list[Node]) -> list[dict]:
     for n in inputs:
         shape = [d if isinstance(d, int) else D.show(d) for d in n.shape]
         axis = next((i for i, d in enumerate(n.shape) if batch is not None and d == batch), None)
-        out.append({"name": n.attrs["name"], "dtype": NP_NAME[n.dtype], "shape": shape, "batch_axis": axis})
+        out.append(M.DataInput(n.attrs["name"], NP_NAME[n.dtype], tuple(shape), axis))
     return out
 
 
@@ -169,11 +170,9 @@ def _evaluation(model: Model, seed: int, values: dict, opt, c: Compiled) -> onnx
     inits = {n.attrs["name"]: values[n.attrs["name"]] for n in carried}
     data = _with_dim_inputs(model, roots, leaves["input"])
     g = lower_graph(roots, data + carried, inits, name=model.name + "_eval", base_seed=seed)
-    manifest = {"version": 1, "role": "evaluation", "model": model.name,
-                "data": _data_entries(data),
-                "params": [n.attrs["name"] for n in carried],
-                "losses": list(model.losses), "metrics": list(model.metrics)}
-    return make_model(g, {"dslc.manifest": json.dumps(manifest)}, doc=_doc(model))
+    manifest = M.Manifest("evaluation", model.name, _data_entries(data), list(model.losses), list(model.metrics),
+                          params=[n.attrs["name"] for n in carried])
+    return make_model(g, {M.KEY: json.dumps(manifest.to_json())}, doc=_doc(model))
 
 
 # -- training ----------------------------------------------------------------------
@@ -302,18 +301,14 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
     g = lower_graph(roots, graph_inputs, {**inits, **hyper_init}, name=model.name + "_train",
                     base_seed=setup.seed, rng_counter="step",
                     rng_seed="seed" if "seed" in hyper_init else None)
-    manifest = {
-        "version": 1, "role": "training", "model": model.name,
-        "data": _data_entries(data_inputs),
-        "carried": carried,
-        "hyper": hyper,
-        "losses": list(model.losses), "metrics": list(model.metrics),
-        "steps": list(steps),
-        "select": ({"input": "loss_select", "values": {n: i for i, n in enumerate(order)}} if select else None),
-        "train": _train_settings(setup),
-        "spec": model.loc.filename if model.loc else None,
-    }
-    return make_model(g, {"dslc.manifest": json.dumps(manifest)}, doc=_doc(model))
+    manifest = M.Manifest(
+        "training", model.name, _data_entries(data_inputs), list(model.losses), list(model.metrics),
+        carried=[M.Carried(e["input"], e["output"], e["kind"], e["dtype"], tuple(e["shape"]), e["init"],
+                           e.get("param")) for e in carried],
+        hyper=[M.Hyper(**h) for h in hyper], steps=list(steps),
+        select=M.Select("loss_select", {n: i for i, n in enumerate(order)}) if select else None,
+        train=_train_settings(setup, model), spec=model.loc.filename if model.loc else None)
+    return make_model(g, {M.KEY: json.dumps(manifest.to_json())}, doc=_doc(model))
 
 
 def _init_text(n: Node) -> str:
@@ -355,11 +350,9 @@ def _lr_scale(setup: TrainSetup, path: str) -> float:
     return f
 
 
-def _train_settings(setup: TrainSetup) -> dict:
+def _train_settings(setup: TrainSetup, model: Model) -> M.TrainSettings:
     es = None
     if setup.early_stopping:
-        patience, metric = setup.early_stopping
-        es = {"patience": int(patience), "metric": metric,
-              "mode": "min" if "loss" in metric else "max"}
-    return {"data": setup.data, "split": setup.split, "valid": setup.valid, "batch": setup.batch,
-            "epochs": setup.epochs, "seed": setup.seed, "early_stopping": es}
+        patience, metric, *mode = setup.early_stopping
+        es = M.EarlyStopping(int(patience), metric, M.stopping_mode(metric, model.losses, *mode))
+    return M.TrainSettings(setup.data, setup.split, setup.valid, setup.batch, setup.epochs, setup.seed, es)

@@ -18,7 +18,7 @@ from .data import Dataset, load_dataset
 from .debug import describe, find_first_non_finite
 from .errors import CheckpointError, ManifestError, RuntimeFailure, TrainingDiverged
 from .export import with_weights
-from .manifest import DTYPES, Manifest, read_manifest
+from .manifest import DTYPES, Manifest, read_manifest, stopping_mode
 from .report import plot_curves, write_history
 from .session import BoundRunner, Device, make_session, to_device
 
@@ -101,7 +101,7 @@ class Trainer:
     # ----- setup ---------------------------------------------------------------------------
     def _settings(self, overrides: dict) -> dict:
         s = dict(DEFAULTS)
-        s.update({k: v for k, v in self.manifest.train.items() if v is not None})
+        s.update({k: v for k, v in self.manifest.train.as_dict().items() if v is not None})
         s["steps"] = list(self.manifest.steps)
         s["hyper"] = {h.name: h.default for h in self.manifest.hyper}
         for key, value in overrides.items():
@@ -133,9 +133,7 @@ class Trainer:
         m = self.manifest
         fed = {d.name for d in m.data} | {c.input for c in m.carried} | {h.name for h in m.hyper}
         if m.select:
-            fed.add(m.select["input"])
-        if m.rng:
-            fed.add(m.rng)
+            fed.add(m.select.input)
         inits = {t.name for t in self.training.graph.initializer}
         for i in self.training.graph.input:
             if i.name not in fed and i.name not in inits:
@@ -174,10 +172,8 @@ class Trainer:
     def _hyper_feeds(self, loss: str) -> dict[str, np.ndarray]:
         m = self.manifest
         feeds = {h.name: np.array(self.settings["hyper"][h.name], dtype=DTYPES[h.dtype]) for h in m.hyper}
-        if m.rng:   # a counter for in-graph random numbers: a function of (seed, step), so resumable
-            feeds[m.rng] = np.array(int(self.settings["seed"]) * 2 ** 32 + self.step, dtype=np.int64)
         if m.select:
-            feeds[m.select["input"]] = np.array(m.select["values"][loss], dtype=np.int64)
+            feeds[m.select.input] = np.array(m.select.values[loss], dtype=np.int64)
         return feeds
 
     def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -343,7 +339,7 @@ class Trainer:
         if key not in row:
             raise ManifestError(f"early stopping watches `{metric}`, which is not a loss or metric "
                                 f"(have {', '.join(k for k in row if k not in ('epoch', 'time'))})")
-        mode = rule.get("mode") or ("min" if metric in self.manifest.losses else "max")
+        mode = stopping_mode(metric, self.manifest.losses, rule.get("mode"))
         value = row[key]
         better = self.best is None or (value > self.best["value"] if mode == "max" else value < self.best["value"])
         if better:

@@ -241,8 +241,11 @@ def _average(e, ctx):
 
 def _early_stopping(e, ctx):
     kind, args, kwargs, loc = _call_parts(e, "early stopping rule", {"patience": 2})
-    if kwargs or len(args) != 2:
-        raise SpecError("early_stopping is patience(n, metric)", e.loc)
+    if len(args) != 2 or any(k.name != "mode" for k in kwargs):
+        raise SpecError('early_stopping is patience(n, metric) or patience(n, metric, mode = "min")', e.loc)
+    mode = [k.value.value if isinstance(k.value, A.Str) else None for k in kwargs]
+    if mode and mode[0] not in ("min", "max"):
+        raise SpecError('the early-stopping mode is "min" or "max"', kwargs[0].value.loc)
     n = integer(args[0], 1, "a positive number of epochs")
     m = args[1]
     name = m.value if isinstance(m, A.Str) else m.id if isinstance(m, A.Name) else None
@@ -253,7 +256,9 @@ def _early_stopping(e, ctx):
     if base not in known:
         raise SpecError(f"early stopping watches `{name}`, which is not a metric or loss of model "
                         f"`{ctx.model.name}`" + suggest(base, known), m.loc)
-    return "early_stopping", (n, name)
+    if mode and base in ctx.model.losses:
+        raise SpecError(f"`{name}` is a loss, so early stopping minimizes it; drop `mode`", kwargs[0].loc)
+    return "early_stopping", (n, name, *mode)     # the direction: dslc_runtime.manifest.stopping_mode
 
 
 def _positive(field_name):

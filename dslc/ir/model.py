@@ -71,7 +71,7 @@ class TrainSetup:
     l1: float = 0.0
     clip: float | None = None                  # global gradient-norm bound
     average: float | None = None               # Polyak alpha
-    early_stopping: tuple | None = None        # (patience, metric)
+    early_stopping: tuple | None = None        # (patience, metric[, mode of a metric])
     batch: int = 32
     epochs: int = 10
     seed: int = 0
