@@ -39,7 +39,7 @@ import onnx
 from onnx import numpy_helper
 
 from .data import Dataset, load_dataset
-from .errors import RuntimeFailure, TrainingDiverged
+from .errors import ManifestError, RuntimeFailure, TrainingDiverged
 from .manifest import DTYPES, read_manifest
 from .session import BoundRunner, Device, make_session, to_device
 from .trainer import Trainer
@@ -91,11 +91,14 @@ class StepGraphs:
         self.gradient, self.apply = gradient, apply
         self.g = read_manifest(gradient, role="gradient")
         self.a = read_manifest(apply, role="apply")
-        self.grads = dict(self.g.raw["grads"])               # param input -> gradient output name
-        self.apply_grads = dict(self.a.raw["grads"])         # param input -> apply graph's gradient input
+        self.grads = {gr.param: gr.name for gr in self.g.grads}           # param -> gradient output
+        self.apply_grads = {gr.param: gr.name for gr in self.a.grads}     # param -> apply graph's input
+        if set(self.grads) != set(self.apply_grads):
+            raise ManifestError("the gradient and apply graphs name different params' gradients")
         self.states = {c.input: c.output for c in self.g.carried if c.kind == "state"}
-        self.gradient_reads = [c.input for c in self.g.carried]      # params, states, step it reads
-        self.row_offset = self.g.raw.get("row_offset")
+        # what the gradient graph reads of the carried values (same names as the training graph's)
+        self.gradient_reads = list(self.g.params) + ([self.g.step] if self.g.step else []) + list(self.states)
+        self.row_offset = self.g.row_offset
         self.losses, self.metrics = list(self.g.losses), list(self.g.metrics)
 
     def layout(self, shapes: dict[str, tuple]) -> list[tuple[str, int, int, tuple]]:
@@ -204,7 +207,7 @@ def _hyper(m, settings: dict, loss: str) -> dict[str, np.ndarray]:
     feeds = {h.name: np.array(settings["hyper"][h.name], dtype=DTYPES[h.dtype])
              for h in m.hyper if h.name in settings["hyper"]}
     if m.select:
-        feeds[m.select["input"]] = np.array(m.select["values"][loss], dtype=np.int64)
+        feeds[m.select.input] = np.array(m.select.values[loss], dtype=np.int64)
     return feeds
 
 
