@@ -42,7 +42,11 @@ def cmd_compile(a) -> int:
 
     from .compile import compile
     prog = _load(a.spec)
-    c = compile(prog, a.model)
+    if a.split and not a.training:
+        raise UsageError("--split needs --training (it splits the training step)")
+    c = compile(prog, a.model, split=a.split)
+    if a.split:
+        return _write_split(c, Path(a.output))
     if a.training:
         if c.training is None:
             raise UsageError(f"model `{c.name}` has no `train` block (or no loss), so there is no training graph")
@@ -65,6 +69,19 @@ def cmd_compile(a) -> int:
     onnx.save(proto, str(out))
     kind = "training" if a.training else "inference"
     print(f"wrote {kind} graph of `{c.name}` to {out} ({len(proto.graph.node)} nodes, opset {proto.opset_import[0].version})")
+    return 0
+
+
+def _write_split(c, folder: Path) -> int:
+    import onnx
+    if c.gradient is None:
+        raise UsageError(f"model `{c.name}` has no `train` block (or no loss), so there is no training step to split")
+    folder.mkdir(parents=True, exist_ok=True)
+    for role in ("gradient", "apply"):
+        proto = getattr(c, role)
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(folder / f"{role}.onnx"))
+    print(f"wrote the gradient and apply graphs of `{c.name}` to {folder}/gradient.onnx and {folder}/apply.onnx")
     return 0
 
 
@@ -94,6 +111,7 @@ def cmd_train(a) -> int:
         overrides.update(workers=a.workers, address=a.address, threads=1)
     trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
                       **overrides)
+    _warn_past_schedule(c.setup, trainer, a.epochs)
     try:
         trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
     finally:
@@ -101,6 +119,18 @@ def cmd_train(a) -> int:
             trainer.close()
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
+
+
+def _warn_past_schedule(setup, trainer, epochs) -> None:
+    """cosine(total) holds the lr at 0 after `total` steps: say so when the run is longer."""
+    sched = setup.schedule if setup is not None else None
+    if not (isinstance(sched, tuple) and sched[0] == "cosine"):
+        return
+    train, _ = trainer._train_valid(None, None)
+    steps = int(epochs or trainer.settings["epochs"]) * train.num_batches(trainer.settings["batch"])
+    if steps > sched[1]:
+        print(f"warning: schedule cosine({sched[1]}) ends at step {sched[1]} but this run takes {steps} "
+              f"steps; the learning rate stays 0 after step {sched[1]}", file=sys.stderr)
 
 
 # -- fmt -----------------------------------------------------------------------------
@@ -167,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True)
     s.add_argument("-m", "--model")
     s.add_argument("--training", action="store_true", help="the training-step graph of the train block")
+    s.add_argument("--split", action="store_true",
+                   help="with --training: write the step split in two, DIR/gradient.onnx and DIR/apply.onnx "
+                        "(-o names the folder), for data-parallel training")
     s.add_argument("--weights", help="a checkpoint folder whose params fill the inference graph")
     s.add_argument("--opset", type=int, default=18)
     s.set_defaults(fn=cmd_compile)

@@ -1,10 +1,14 @@
-"""From a checked model (and its train block) to the three ONNX models:
+"""From a checked model (and its train block) to its ONNX models:
 
 - inference:  data inputs -> outputs; params and state as initializers; inference mode.
 - evaluation: data + params/state (inputs with initializer defaults) -> losses, metrics; inference mode.
 - training:   one training step: data + carried (params, slots, state, averages, step)
-              + hyper (lr, loss_select) -> losses, metrics, new carried. Its manifest
-              (metadata `dslc.manifest`, INTERFACE.md) says how to loop it.
+              + hyper (lr, loss_select) -> losses, metrics, new carried.
+- with split=True, the same step in two: gradient (data + params + step + states ->
+  losses, metrics, grad.<path>, new states) and apply (params, slots, averages,
+  steps + gradients -> their new values), for data-parallel training.
+Each step graph's manifest (metadata `dslc.manifest`, docs/manifest.md, schema
+in dslc_runtime.manifest) says how to loop it. The step itself is built in step.py.
 """
 from __future__ import annotations
 
@@ -14,34 +18,37 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from dslc_runtime import manifest as M
+
 from . import passes
-from .autodiff import grad
+from . import step as S
 from .errors import SpecError
 from .init import initial_value
 from .ir import dims as D
 from .ir.graph import Graph
 from .ir.model import Model, Program, TrainSetup
-from .ir.node import Node, apply as P, at, const
-from .ir.types import NUMPY, TensorType
-from .lower.driver import lower_graph, make_model
-from .ops.leaves import input_, state as state_leaf
-from .optim import OPTIMIZERS, resolve_args, schedule_factor
-from dslc_runtime import manifest as M
-
-NP_NAME = {"f32": "float32", "f64": "float64", "i64": "int64", "bool": "bool"}
+from .ir.node import Node, at
+from .ir.types import TensorType
+from .lower.driver import dim_sources, draw_numbers, lower_graph, make_model
+from .ops.leaves import input_
+from .step import NP_NAME
 
 
 @dataclass
 class Compiled:
     """A compiled model: `inference`, `training` and `evaluation` ONNX models
-    (training/evaluation are None without a train block / losses)."""
+    (training/evaluation are None without a train block / losses), and with
+    `compile(..., split=True)` the step split in two: `gradient` and `apply`."""
     name: str
     model: Model
     setup: TrainSetup | None
     inference: onnx.ModelProto | None
     training: onnx.ModelProto | None = None
     evaluation: onnx.ModelProto | None = None
+    gradient: onnx.ModelProto | None = None
+    apply: onnx.ModelProto | None = None
     graphs: dict = field(default_factory=dict)     # the optimized IR roots of each, for printing
+    draws: dict = field(default_factory=dict)      # random draw uid -> number, shared by the step graphs
 
     @property
     def manifest(self) -> dict:
@@ -53,8 +60,9 @@ def _meta(m: onnx.ModelProto, key: str) -> str:
 
 
 def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | None = None,
-            optimize: bool = True) -> Compiled:
-    """Compile model `name` of a program (or a Model) to ONNX."""
+            optimize: bool = True, split: bool = False) -> Compiled:
+    """Compile model `name` of a program (or a Model) to ONNX (split: also the
+    gradient and apply graphs)."""
     if isinstance(prog, Program):
         model = prog.model(name)
         setup = setup or prog.trains.get(model.name)
@@ -68,7 +76,11 @@ def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | 
     if model.losses or model.metrics:
         c.evaluation = _evaluation(model, seed, values, opt, c)
     if setup is not None and model.losses:
-        c.training = _training(model, setup, values, opt, c)
+        pl = S.plan(model, setup)
+        c.training = _training(pl, values, opt, c)
+        if split:
+            c.gradient = _gradient(pl, values, opt, c)
+            c.apply = _apply(pl, values, opt, c)
     return c
 
 
@@ -86,9 +98,7 @@ def _values(model: Model, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _leaves(roots: dict[str, Node]):
-    order = Graph(roots).order()
-    return {op: [n for n in order if n.op == op] for op in ("input", "param", "state")}
+_leaves = S.leaves_of
 
 
 def _data_entries(inputs: list[Node]) -> list[dict]:
@@ -120,7 +130,6 @@ def _with_dim_inputs(model: Model, roots: dict, inputs: list[Node]) -> list[Node
     """`inputs` plus the model's data inputs that fix a symbolic dim the graph
     uses but no reachable input determines (e.g. `normal([B, 4])` in a sampler:
     the batch size is read off x's shape)."""
-    from .lower.driver import dim_sources
     have = set(dim_sources(inputs))
     need = set()
     for n in Graph(roots).order():
@@ -175,179 +184,103 @@ def _evaluation(model: Model, seed: int, values: dict, opt, c: Compiled) -> onnx
     return make_model(g, {M.KEY: json.dumps(manifest.to_json())}, doc=_doc(model))
 
 
-# -- training ----------------------------------------------------------------------
-def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -> onnx.ModelProto:
-    steps = setup.steps or list(model.losses)
-    order = list(dict.fromkeys(steps))                  # each loss once, in order
-    opt_args = resolve_args(setup.optimizer.kind, setup.optimizer.args)
-    rule = OPTIMIZERS[setup.optimizer.kind]
-    lr_value = opt_args.pop("lr")
+# -- the training step: fused, and split into gradient + apply -----------------------
+def _training(pl: S.Plan, values: dict, opt, c: Compiled) -> onnx.ModelProto:
+    """data + carried + lr (+ loss_select) -> losses, metrics, carried.next."""
+    with at(pl.setup.loc):
+        car = S.carried(pl, values)
+    roots = S.outputs(pl)
+    roots.update(S.apply_step(pl, car, lambda lname: S.loss_gradients(pl, lname)))
+    roots.update(S.state_updates(pl))
+    order = {f"{nm}.next": i for i, nm in enumerate(car)}
+    roots = dict(sorted(roots.items(), key=lambda kv: order.get(kv[0], -1)))
+    return _lower_step(pl, "training", roots, list(car.values()), [], opt, c)
 
-    # the forward pass in training mode
-    fwd = {f"loss:{k}": model.losses[k].node for k in model.losses}
-    fwd.update({f"metric:{k}": v for k, v in model.metrics.items()})
-    fwd.update({f"state:{k}": v for k, v in model.state_updates.items()})
-    fwd, _ = passes.specialize(fwd, "train")
-    fwd_leaves = _leaves(fwd)
-    used = {n.attrs["name"]: n for n in fwd_leaves["param"]}
-    read_states = {n.attrs["name"] for n in fwd_leaves["state"]}
 
-    with at(setup.loc):
-        step_in = input_("step", TensorType("i64", ()))
-        lr_in = input_("lr", TensorType("f32", ()))
-        ti = step_in + const(1, "i64")                       # t = 1 at the first step
-        t = P("cast", ti, dtype="f32")
-        # lr given as an expression of t: the `lr` input multiplies it (default 1)
-        base_lr = lr_in * (lr_value(t) if callable(lr_value) else 1.0)
-        lr_t = base_lr * schedule_factor(setup.schedule, t, ti)
-        select = input_("loss_select", TensorType("i64", ())) if len(order) > 1 else None
+def _gradient(pl: S.Plan, values: dict, opt, c: Compiled) -> onnx.ModelProto:
+    """data + params + step + states (+ seed, row_offset, loss_select) ->
+    losses, metrics, grad.<path>, states.next."""
+    with at(pl.setup.loc):
+        car = S.carried(pl, values)
+    states = [cr for cr in car.values() if cr.kind == "state"]
+    roots = S.outputs(pl)
+    roots.update(S.gradient_outputs(pl))
+    roots.update(S.state_updates(pl))
+    plain = [pl.used[p] for p in pl.used] + [pl.step]
+    return _lower_step(pl, "gradient", roots, states, plain, opt, c,
+                       defaults={**{p: values[p] for p in pl.used}, "step": np.zeros((), np.int64)})
 
-        carried: list[dict] = []               # manifest entries
-        new: dict[str, Node] = {}              # carried input name -> new value node
-        leaves: dict[str, Node] = dict(used)   # carried input name -> leaf node
-        slot_leaf = {}
-        for path, p in used.items():
-            for s in rule.slots(opt_args):
-                nm = f"{path}.{s}"
-                slot_leaf[nm] = state_leaf(nm, p.type, ("zeros",))
 
-        for k, lname in enumerate(order):
-            loss = model.losses[lname]
-            targets = [p for p in model.params_of(loss) if p in used]
-            if not targets:
-                raise SpecError(f"loss `{lname}` updates no params (check its `wrt`)", loss.loc)
-            gs = grad(fwd[f"loss:{lname}"], [used[p] for p in targets], loc=loss.loc)
-            gs = _regularize(setup, targets, used, gs)
-            for path, g in zip(targets, gs):
-                p = used[path]
-                lr_p = lr_t * _lr_scale(setup, path)
-                if p.dtype != "f32":
-                    lr_p = P("cast", lr_p, dtype=p.dtype)
-                # the update starts from this run's inputs (one loss is applied per run)
-                start = {s: slot_leaf[f"{path}.{s}"] for s in rule.slots(opt_args)}
-                th_new, slots_new = rule.step(p, g, start, lr_p,
-                                              t if p.dtype == "f32" else P("cast", t, dtype=p.dtype), **opt_args)
-                if select is not None:                 # apply only when this loss is selected,
-                    on = P("eq", select, const(k, "i64"))   # else keep what an earlier loss chose
-                    th_new = P("where", on, th_new, new.get(path, p))
-                    slots_new = {s: P("where", on, v, new.get(f"{path}.{s}", start[s])) for s, v in slots_new.items()}
-                new[path] = th_new
-                for s, v in slots_new.items():
-                    new[f"{path}.{s}"] = v
+def _apply(pl: S.Plan, values: dict, opt, c: Compiled) -> onnx.ModelProto:
+    """params, slots, averages, steps + grad.<path> + lr (+ loss_select) -> their .next."""
+    with at(pl.setup.loc):
+        car = {k: v for k, v in S.carried(pl, values).items() if v.kind != "state"}
+        grads = {p: input_(f"grad.{p}", pl.used[p].type) for p in pl.trained}
+    roots = S.apply_step(pl, car, lambda lname: [grads[p] for p in pl.targets[lname]])
+    return _lower_step(pl, "apply", roots, list(car.values()), list(grads.values()), opt, c)
 
-        for path, p in used.items():
-            entry = {"input": path, "output": f"{path}.next", "kind": "param", "dtype": NP_NAME[p.dtype],
-                     "shape": list(p.shape), "init": _init_text(p)}
-            carried.append(entry)
-            new.setdefault(path, p)
-        for nm, leaf in slot_leaf.items():
-            leaves[nm] = leaf
-            new.setdefault(nm, leaf)
-            carried.append({"input": nm, "output": f"{nm}.next", "kind": "slot", "param": nm.rsplit(".", 1)[0],
-                            "dtype": NP_NAME[leaf.dtype], "shape": list(leaf.shape), "init": "zeros"})
-        for path, s in model.states.items():
-            if f"state:{path}" in fwd or path in read_states:
-                leaves[path] = s
-                new[path] = fwd.get(f"state:{path}", s)
-                carried.append({"input": path, "output": f"{path}.next", "kind": "state",
-                                "dtype": NP_NAME[s.dtype], "shape": list(s.shape), "init": _init_text(s)})
-        if setup.average is not None:           # Polyak: θ̄ ← α θ̄ + (1 − α) θ  (or 1/t averaging)
-            for path, p in used.items():
-                nm = f"{path}.avg"
-                avg = state_leaf(nm, p.type, p.attrs["init"])
-                leaves[nm] = avg
-                tp = t if p.dtype == "f32" else P("cast", t, dtype=p.dtype)
-                a = setup.average
-                new[nm] = avg + (new[path] - avg) / tp if a == "linear" else a * avg + (1.0 - a) * new[path]
-                carried.append({"input": nm, "output": f"{nm}.next", "kind": "average", "param": path,
-                                "dtype": NP_NAME[p.dtype], "shape": list(p.shape), "init": "param"})
-        leaves["step"] = step_in
-        new["step"] = ti
-        carried.append({"input": "step", "output": "step.next", "kind": "step", "dtype": "int64",
-                        "shape": [], "init": "0"})
 
-    roots = {k: fwd[f"loss:{k}"] for k in model.losses}
-    roots.update({k: fwd[f"metric:{k}"] for k in model.metrics})
-    roots.update({f"{nm}.next": v for nm, v in new.items()})
+def _lower_step(pl: S.Plan, role: str, roots: dict, car: list, plain: list, opt, c: Compiled,
+                defaults: dict | None = None) -> onnx.ModelProto:
+    """Optimize and lower one form of the step, with its manifest."""
+    model, setup = pl.model, pl.setup
     roots = opt(roots)
-    c.graphs["training"] = roots
+    c.graphs[role] = roots
+    if role == "training":
+        c.draws = draw_numbers(roots)           # the split graphs number their draws alike
+    data = _with_dim_inputs(model, roots, [n for n in _leaves(roots)["input"] if n.attrs["name"] in model.inputs])
+    hyper = _hyper(pl, role, roots)
+    select = [pl.select] if pl.select is not None else []
+    inits = {cr.name: cr.value for cr in car}
+    inits.update(defaults or {})
+    inits.update({h.name: np.asarray(h.default, dtype=h.dtype) for _, h in hyper})
+    if select:
+        inits["loss_select"] = np.asarray(0, dtype=np.int64)
+    names = {h.name for _, h in hyper}
+    g = lower_graph(roots, data + [cr.leaf for cr in car] + plain + [n for n, _ in hyper] + select, inits,
+                    name=f"{model.name}_{'train' if role == 'training' else role}",
+                    base_seed=setup.seed, rng_counter="step" if role != "apply" else None,
+                    rng_seed="seed" if "seed" in names else None,
+                    rng_row_offset="row_offset" if "row_offset" in names else None,
+                    rng_batch=_batch_symbol(data), draws=c.draws)
+    man = _step_manifest(pl, role, data, car, [h for _, h in hyper], plain)
+    return make_model(g, {M.KEY: json.dumps(man.to_json())}, doc=_doc(model))
 
-    for e in carried:
-        nm = e["input"]
-        if e["kind"] in ("param", "state"):
-            e["value"] = values[nm]
-        elif e["kind"] == "average":
-            e["value"] = values[e["param"]]
-        elif e["kind"] == "slot":
-            e["value"] = np.zeros(e["shape"], dtype=e["dtype"])
-        else:
-            e["value"] = np.zeros((), dtype=np.int64)
-    inits = {e["input"]: e.pop("value") for e in carried}
 
-    data_inputs = _with_dim_inputs(model, roots,
-                                   [n for n in _leaves(roots)["input"] if n.attrs["name"] in model.inputs])
-    graph_inputs = data_inputs + [leaves[e["input"]] for e in carried] + [lr_in] + ([select] if select else [])
-    hyper_init = {"lr": np.asarray(1.0 if callable(lr_value) else lr_value, dtype=np.float32)}
-    hyper = [{"name": "lr", "dtype": "float32", "default": float(hyper_init["lr"]),
-              **({"doc": "multiplier on the spec's lr expression"} if callable(lr_value) else {})}]
-    if select is not None:
-        hyper_init["loss_select"] = np.asarray(0, dtype=np.int64)
-    if any(n.op.startswith("random_") for n in Graph(roots).order()):
+def _hyper(pl: S.Plan, role: str, roots: dict) -> list[tuple[Node, M.Hyper]]:
+    """The scalar inputs with defaults: lr (not in the gradient graph); the seed
+    and row offset of random draws (not in the apply graph)."""
+    out = []
+    if role != "gradient":
+        doc = "multiplier on the spec's lr expression" if callable(pl.lr) else None
+        out.append((pl.lr_in, M.Hyper("lr", "float32", 1.0 if callable(pl.lr) else float(pl.lr), doc)))
+    if role != "apply" and any(n.op.startswith("random_") for n in Graph(roots).order()):
         # the run's seed keys the graph's own random draws (with the step counter)
-        graph_inputs.append(input_("seed", TensorType("i64", ())))
-        hyper_init["seed"] = np.asarray(setup.seed, dtype=np.int64)
-        hyper.append({"name": "seed", "dtype": "int64", "default": int(setup.seed),
-                      "doc": "keys the random draws (dropout, normal, ...) with the step counter"})
-    g = lower_graph(roots, graph_inputs, {**inits, **hyper_init}, name=model.name + "_train",
-                    base_seed=setup.seed, rng_counter="step",
-                    rng_seed="seed" if "seed" in hyper_init else None)
-    manifest = M.Manifest(
-        "training", model.name, _data_entries(data_inputs), list(model.losses), list(model.metrics),
-        carried=[M.Carried(e["input"], e["output"], e["kind"], e["dtype"], tuple(e["shape"]), e["init"],
-                           e.get("param")) for e in carried],
-        hyper=[M.Hyper(**h) for h in hyper], steps=list(steps),
-        select=M.Select("loss_select", {n: i for i, n in enumerate(order)}) if select else None,
-        train=_train_settings(setup, model), spec=model.loc.filename if model.loc else None)
-    return make_model(g, {M.KEY: json.dumps(manifest.to_json())}, doc=_doc(model))
-
-
-def _init_text(n: Node) -> str:
-    kind, *args = n.attrs["init"]
-    return kind + (f"({', '.join(map(str, args))})" if args else "")
-
-
-def _is_weight(p: Node) -> bool:
-    """Weights (rank >= 2: matrices, kernels, embeddings) get decay; biases and scales don't."""
-    return p.rank >= 2
-
-
-def _regularize(setup: TrainSetup, targets, used, gs):
-    out = list(gs)
-    if setup.clip is not None:                 # g ← g · min(1, c / (‖g‖ + 1e-6)), ‖·‖ over all params
-        sq = None
-        for g in out:
-            s = P("sum", g * g, axes=tuple(range(g.rank)), keepdims=False)
-            s = P("cast", s, dtype="f32") if s.dtype != "f32" else s
-            sq = s if sq is None else sq + s
-        scale = P("minimum", const(1.0), setup.clip / (P("sqrt", sq) + 1e-6))
-        out = [g * (scale if g.dtype == "f32" else P("cast", scale, dtype=g.dtype)) for g in out]
-    for i, path in enumerate(targets):
-        p = used[path]
-        if not _is_weight(p):
-            continue
-        if setup.weight_decay:                 # g ← g + μ θ
-            out[i] = out[i] + setup.weight_decay * p
-        if setup.l1:                           # g ← g + μ sign(θ)
-            out[i] = out[i] + setup.l1 * P("sign", p)
+        out.append((input_("seed", TensorType("i64", ())),
+                    M.Hyper("seed", "int64", int(pl.setup.seed),
+                            "keys the random draws (dropout, normal, ...) with the step counter")))
+    if role == "gradient":
+        out.append((input_("row_offset", TensorType("i64", ())),
+                    M.Hyper("row_offset", "int64", 0, "index in the global batch of this batch's first row "
+                            "(random draws along the batch axis follow it)")))
     return out
 
 
-def _lr_scale(setup: TrainSetup, path: str) -> float:
-    best, f = -1, 1.0
-    for group, v in setup.lr_scale.items():
-        if (path == group or path.startswith(group + ".")) and len(group) > best:
-            best, f = len(group), float(v)
-    return f
+def _step_manifest(pl: S.Plan, role: str, data: list, car: list, hyper: list, plain: list) -> M.Manifest:
+    model, setup = pl.model, pl.setup
+    split = role != "training"
+    return M.Manifest(
+        role, model.name, _data_entries(data) if role != "apply" else [],
+        list(model.losses) if role != "apply" else [], list(model.metrics) if role != "apply" else [],
+        carried=[cr.entry() for cr in car], hyper=hyper, steps=list(setup.steps or model.losses),
+        select=M.Select("loss_select", {n: i for i, n in enumerate(pl.order)}) if pl.select is not None else None,
+        train=_train_settings(setup, model),
+        params=list(pl.used) if role == "gradient" else [],
+        grads=[M.Grad(p, f"grad.{p}", S.NP_NAME[pl.used[p].dtype], tuple(pl.used[p].shape))
+               for p in pl.trained] if split else [],
+        step="step" if role == "gradient" else None,
+        row_offset="row_offset" if role == "gradient" else None,
+        spec=model.loc.filename if model.loc else None)
 
 
 def _train_settings(setup: TrainSetup, model: Model) -> M.TrainSettings:

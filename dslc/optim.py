@@ -56,6 +56,7 @@ class OptimizerRule:
     step: Callable
     defaults: dict                      # argument -> default (REQUIRED: must be given)
     slots: Callable[[dict], list[str]]  # which slots, given the arguments
+    counts_steps: bool = False          # reads t (bias correction): each loss then counts its own updates
 
 
 OPTIMIZERS: dict[str, OptimizerRule] = {
@@ -64,7 +65,7 @@ OPTIMIZERS: dict[str, OptimizerRule] = {
     "adagrad": OptimizerRule(adagrad, {"lr": 0.01, "eps": 1e-10}, lambda a: ["sum_sq"]),
     "rmsprop": OptimizerRule(rmsprop, {"lr": 0.01, "rho": 0.99, "eps": 1e-8}, lambda a: ["sq_avg"]),
     "adam": OptimizerRule(adam, {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-                          lambda a: ["m", "v"]),
+                          lambda a: ["m", "v"], counts_steps=True),
 }
 
 
@@ -91,9 +92,9 @@ def schedule_factor(schedule, t: Node, ti: Node) -> Node | float:
     if kind == "step":                     # factor^⌊(t − 1) / every⌋
         k = P("cast", (ti - 1) / int(a[0]), dtype="f32")
         return float(a[1]) ** k
-    if kind == "cosine":                   # ½ (1 + cos(π min(t, T) / T))
+    if kind == "cosine":                   # ½ (1 + cos(π min(t − 1, T) / T)): torch's CosineAnnealingLR, 0 after T
         total = float(a[0])
-        return 0.5 * (1.0 + P("cos", P("minimum", t, t * 0.0 + total) * (math.pi / total)))
+        return 0.5 * (1.0 + P("cos", P("minimum", t - 1.0, t * 0.0 + total) * (math.pi / total)))
     if kind == "warmup":                   # min(1, t / steps)
         return P("minimum", t / float(a[0]), t * 0.0 + 1.0)
     raise AssertionError(f"unknown schedule {kind}")

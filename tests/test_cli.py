@@ -106,3 +106,13 @@ def test_bad_data_file_one_line_error(tmp_path):
     r = run("train", DIGITS, "--data", str(bad), "--epochs", "1", "--out", str(tmp_path / "o"), "--no-progress")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "x" in r.stderr and "64" in r.stderr and "63" in r.stderr
+
+
+def test_train_warns_past_cosine_schedule(tmp_path):
+    spec = tmp_path / "cos.dl"
+    spec.write_text(Path(DIGITS).read_text().split("train digits")[0] +
+                    'train digits {\n    data = "digits"\n    optimizer = sgd(lr = 0.1)\n'
+                    '    schedule = cosine(3)\n    batch = 512\n    epochs = 2\n}\n')
+    r = run("train", str(spec), "--out", str(tmp_path / "run"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "warning: schedule cosine(3) ends at step 3 but this run takes 8 steps" in r.stderr

@@ -67,7 +67,7 @@ CASES = {
     "sgd+clip": ("sgd", {"lr": 0.05}, {"clip": 0.5}),
     "inverse_power": ("sgd", {"lr": 0.05}, {"schedule": ("inverse_power", 0.5)}),
     "step": ("sgd", {"lr": 0.05}, {"schedule": ("step", 2, 0.5)}),
-    "cosine": ("sgd", {"lr": 0.05}, {"schedule": ("cosine", 4)}),
+    "cosine": ("sgd", {"lr": 0.05}, {"schedule": ("cosine", 4)}),     # 6 steps: past T too
     "warmup": ("momentum", {"lr": 0.05}, {"schedule": ("warmup", 3)}),
     "lr_expr": ("sgd", {"lr": lambda t: 0.1 * (1 + 0.1 * t) ** -0.75}, {}),
     "polyak": ("sgd", {"lr": 0.05}, {"average": 0.9}),
@@ -78,7 +78,8 @@ CASES = {
 SCHED = {
     "inverse_power": lambda a: (lambda t: t ** -a[0]),
     "step": lambda a: (lambda t: a[1] ** ((t - 1) // a[0])),
-    "cosine": lambda a: (lambda t: 0.5 * (1 + math.cos(math.pi * min(t, a[0]) / a[0]))),
+    # torch's CosineAnnealingLR: ½(1 + cos(π (t − 1) / T)) for t ≤ T, then 0
+    "cosine": lambda a: (lambda t: 0.5 * (1 + math.cos(math.pi * min(t - 1, a[0]) / a[0]))),
     "warmup": lambda a: (lambda t: min(1.0, t / a[0])),
 }
 
@@ -113,3 +114,62 @@ def test_weight_decay_skips_biases():
     got = run_steps(c.training, [{"x": x}])
     ref = reference("sgd", {"lr": 0.1}, h[0] if h.ndim > 1 else h, np.ones(3), [x])
     np.testing.assert_allclose(got[0]["theta"], ref[0][0], rtol=1e-6)
+
+
+def test_cosine_follows_torch():
+    """cosine(4): factor 1.0, 0.854, 0.5, 0.146 at steps 1-4 (torch's CosineAnnealingLR), 0 after."""
+    from dslc.evaluate import evaluate
+    from dslc.ir import TensorType
+    from dslc.ir.node import apply as P
+    from dslc.ops.leaves import input_
+    from dslc.optim import schedule_factor
+    ti = input_("ti", TensorType("i64", ()))
+    f = schedule_factor(("cosine", 4), P("cast", ti, dtype="f32"), ti)
+    got = [float(evaluate({"f": f}, {"ti": np.asarray(t, np.int64)})["f"]) for t in range(1, 8)]
+    np.testing.assert_allclose(got, [1.0, 0.853553, 0.5, 0.146447, 0.0, 0.0, 0.0], atol=1e-6)
+
+
+def _two_loss_model():
+    """la = ½ Σ (A − mean x)² updates A only; lb = ½ Σ (C + mean x)² updates C only."""
+    from dslc.ir import Sym, TensorType, apply as P
+    from dslc.ir.model import Loss, Model
+    from dslc.ops.leaves import input_, param
+    a = param("A", TensorType("f32", (2,)), ("constant", 1.0))
+    cp = param("C", TensorType("f32", (2,)), ("constant", -1.0))
+    x = input_("x", TensorType("f32", (Sym.var("B"), 2)))
+    mx = P("mean", x, axes=(0,), keepdims=False)
+    la = 0.5 * P("sum", (a - mx) * (a - mx), axes=(0,), keepdims=False)
+    lb = 0.5 * P("sum", (cp + mx) * (cp + mx), axes=(0,), keepdims=False)
+    return Model("two", inputs={"x": x}, params={"A": a, "C": cp},
+                 losses={"la": Loss("la", la, wrt=["A"]), "lb": Loss("lb", lb, wrt=["C"])})
+
+
+def test_adam_counts_each_losses_own_updates():
+    """steps = [la, la, lb]: each param's bias correction uses the number of updates
+    its loss has made (one torch.optim.Adam per param group), not the global step."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+    c = compile(_two_loss_model(), setup=TrainSetup("two", Optimizer("adam", {"lr": 0.1}),
+                                                    steps=["la", "la", "lb"]))
+    man = c.manifest
+    assert {e["input"]: e["kind"] for e in man["carried"]}["step.lb"] == "loss_step"
+    sess = ort.InferenceSession(c.training.SerializeToString(), providers=["CPUExecutionProvider"])
+    car = {t.name: numpy_helper.to_array(t) for t in c.training.graph.initializer
+           if t.name in {e["input"] for e in man["carried"]}}
+    outs = [e["output"] for e in man["carried"]]
+    rng = np.random.default_rng(0)
+    ref = {"A": [np.ones(2), np.zeros(2), np.zeros(2), 0], "C": [-np.ones(2), np.zeros(2), np.zeros(2), 0]}
+    for k in range(9):
+        loss = man["steps"][k % 3]
+        x = rng.normal(size=(4, 2)).astype(np.float32)
+        res = dict(zip(outs, sess.run(outs, {"x": x, "loss_select": np.asarray(man["select"]["values"][loss]), **car})))
+        car = {e["input"]: res[e["output"]] for e in man["carried"]}
+        name, sign = ("A", -1.0) if loss == "la" else ("C", 1.0)
+        th, m, v, t = ref[name]
+        g, t = th + sign * x.mean(0), t + 1
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        th = th - 0.1 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        ref[name] = [th, m, v, t]
+        for p in ("A", "C"):
+            np.testing.assert_allclose(car[p], ref[p][0], rtol=1e-5, atol=1e-6, err_msg=f"{p} run {k + 1}")
+    assert int(car["step"]) == 9 and int(car["step.la"]) == 6 and int(car["step.lb"]) == 3

@@ -26,6 +26,9 @@ class OnnxBuilder:
         self.nodes: list[onnx.NodeProto] = []
         self.rng_counter = rng_counter      # int64 scalar keying counter-based random draws
         self.rng_seed = None                # int64 scalar input holding the run's seed (or base_seed)
+        self.rng_row_offset = None          # int64 scalar input: the first row's index in the global batch
+        self.rng_batch = None               # the batch dim: draws whose leading axis it is get the offset
+        self.draws: dict[int, int] = {}     # random draw uid -> its number (see `draw`)
         self.dim_sources = dict(dim_sources or {})
         self.base_seed = base_seed
         self.node = None
@@ -40,6 +43,7 @@ class OnnxBuilder:
         """A builder for a nested graph (a Scan/Loop body). It may read the outer
         graph's names made so far (constants, dims), but what it makes stays inside."""
         c = OnnxBuilder(self.dim_sources, self.base_seed, self.rng_counter)
+        c.rng_seed, c.rng_row_offset, c.rng_batch = self.rng_seed, self.rng_row_offset, self.rng_batch
         c._n = self._n
         c._cache = dict(self._cache)
         return c
@@ -84,8 +88,7 @@ class OnnxBuilder:
     def draw(self, uid: int) -> int:
         """The canonical number of a random draw: its order of lowering, so the
         streams depend on the spec and the seed, not on what the process made before."""
-        draws = self.__dict__.setdefault("_draws", {})
-        return draws.setdefault(uid, len(draws))
+        return self.draws.setdefault(uid, len(self.draws))
 
     def seed(self, uid: int) -> float:
         return float((self.base_seed * 1000003 + self.draw(uid) * 7919 + 17) % 2147483647)

@@ -25,6 +25,12 @@ def value_info(name: str, ty: TensorType, doc: str = "") -> onnx.ValueInfoProto:
     return vi
 
 
+def draw_numbers(outputs: dict[str, Node]) -> dict[int, int]:
+    """The numbers lowering gives the random draws of `outputs`: their topological order."""
+    uids = [n.attrs["uid"] for n in Graph(outputs).order() if n.op.startswith("random_")]
+    return {u: i for i, u in enumerate(dict.fromkeys(uids))}
+
+
 def dim_sources(inputs: list[Node]) -> dict[str, tuple[str, int]]:
     """Each plain symbol, the first graph input and axis where it appears."""
     out: dict[str, tuple[str, int]] = {}
@@ -39,13 +45,18 @@ def dim_sources(inputs: list[Node]) -> dict[str, tuple[str, int]]:
 
 def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict[str, np.ndarray] | None = None,
                 name: str = "dslc", doc: str = "", base_seed: int = 0,
-                rng_counter: str | None = None, rng_seed: str | None = None) -> onnx.GraphProto:
+                rng_counter: str | None = None, rng_seed: str | None = None,
+                rng_row_offset: str | None = None, rng_batch=None,
+                draws: dict[int, int] | None = None) -> onnx.GraphProto:
     """One ONNX graph computing `outputs` from `inputs` (input/param/state/leaf
     nodes that become graph inputs under their names). Leaves that are not
-    inputs must have a value in `initializers` (they become constants)."""
+    inputs must have a value in `initializers` (they become constants).
+    `draws` fixes the numbers of random draws (uid -> number) so that two graphs
+    sharing draws draw the same noise; by default they are numbered in order."""
     initializers = dict(initializers or {})
     b = OnnxBuilder(dim_sources(inputs), base_seed, rng_counter)
-    b.rng_seed = rng_seed
+    b.rng_seed, b.rng_row_offset, b.rng_batch = rng_seed, rng_row_offset, rng_batch
+    b.draws = dict(draws or {})
     names: dict[int, str] = {}
     input_names = set()
     for n in inputs:

@@ -13,7 +13,10 @@ counter, element index), hashed with the SplitMix64 finaliser:
 
 with base = step * 2^32 + seed * 1000003 + (draw number, stream) salt, the
 seed being the graph's int64 input `seed` (a hyper-parameter: the runtime
-feeds the run's seed). Normals come from Box-Muller on two such streams. The
+feeds the run's seed). In a gradient graph (data-parallel training) the int64
+input `row_offset` shifts the element index of draws whose leading axis is the
+batch by row_offset * (elements per row), so a worker computing rows
+[o, o + b) of a global batch draws what one process draws for those rows. Normals come from Box-Muller on two such streams. The
 step counter is carried and checkpointed, so a resumed run draws exactly the
 same noise.
 """
@@ -48,6 +51,11 @@ def uniform_bits(b, shape, uid: int, stream: int = 0) -> str:
                  b.tensor_const(np.asarray(salt, np.int64)))
     seed = b.rng_seed if b.rng_seed is not None else b.tensor_const(np.asarray(b.base_seed, np.int64))
     base = b.Add(base, b.Mul(seed, b.tensor_const(np.asarray(1_000_003, np.int64))))
+    if b.rng_row_offset is not None and len(shape) and shape[0] == b.rng_batch:
+        # a worker holding rows [o, o + b) of the global batch hashes the global
+        # element index: i + o * (elements per row)
+        row = b.ReduceProd(b.dims(shape[1:]), keepdims=0) if len(shape) > 1 else b.tensor_const(np.asarray(1, np.int64))
+        base = b.Add(base, b.Mul(b.rng_row_offset, row))
     k = b.Cast(b.Add(idx, base), to=13)                  # 13 = UINT64
     k = _mix(b, b.Mul(k, _u64(b, GAMMA)))
     top = b.Cast(b.BitShift(k, _u64(b, 40), direction="RIGHT"), to=1)   # 1 = FLOAT
