@@ -144,6 +144,14 @@ class ShardWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        """The Ray node this worker runs on ("local" in-process)."""
+        try:
+            import ray
+            return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+        except ImportError:
+            return "local"
+
     # -- one step ------------------------------------------------------------------------
     def _rows(self, epoch: int, index: int) -> np.ndarray:
         if self._order[0] != epoch:
@@ -324,6 +332,9 @@ class ParallelTrainer(Trainer):
         self.workers = [actor.remote(blobs, r, self.workers_n, source, settings, str(self.device),
                                      self.threads, self.spec_path) for r in range(self.workers_n)]
         self._synced = False
+        nodes = set(self._get([w.node.remote() for w in self.workers]))
+        self.log(f"training on {self.workers_n} worker{'s' if self.workers_n > 1 else ''} "
+                 f"({len(nodes)} Ray node{'s' if len(nodes) > 1 else ''}, {self.threads} thread(s) each)")
 
     def shutdown_workers(self) -> None:
         for w in self.workers:
@@ -377,7 +388,7 @@ class ParallelTrainer(Trainer):
             try:
                 if not self._synced:
                     self._push()
-                return self._run_epoch(train, valid, epochs, show)
+                return super()._epoch(train, valid, epochs, show)
             except WorkerLost as e:
                 if attempt == self.max_restarts:
                     raise RuntimeFailure(f"{e}; gave up after {self.max_restarts} restarts") from None
@@ -387,38 +398,17 @@ class ParallelTrainer(Trainer):
                 self._spawn(*self._source)
         raise AssertionError("unreachable")
 
-    def _run_epoch(self, train: Dataset, valid, epochs: int, show: bool) -> dict:
-        from tqdm import tqdm
-        t0 = time.perf_counter()
-        batch, steps = self.settings["batch"], self.settings["steps"]
-        nb = train.num_batches(batch)
-        sums: dict[str, float] = {}
-        bar = tqdm(total=nb, disable=not show, unit="step", leave=False,
-                   desc=f"epoch {self.epoch + 1}/{epochs}", file=sys.stderr)
-        try:
-            for index in range(nb):
-                loss = steps[self.round_pos]
-                values = self._step(self.epoch, index, loss)
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                self.step += 1
-                self.round_pos = (self.round_pos + 1) % len(steps)
-                bar.update(1)
-                if show:
-                    bar.set_postfix({k: f"{values[k]:.4g}" for k in self.manifest.losses}, refresh=False)
-        finally:
-            bar.close()
+    def _epoch_runs(self, train: Dataset):
+        """The epoch's steps on the workers; the driver's values are refreshed from
+        worker 0 at the end (for validation, checkpoints and export)."""
+        steps = self.settings["steps"]
+        for index in range(train.num_batches(self.settings["batch"])):
+            values = self._step(self.epoch, index, steps[self.round_pos])
+            self.step += 1
+            self.round_pos = (self.round_pos + 1) % len(steps)
+            yield values
         self._pull()
         self._synced = True
-        train_time = time.perf_counter() - t0
-        row = {"epoch": self.epoch + 1}
-        row.update({k: v / max(nb, 1) for k, v in sums.items()})
-        self.epoch += 1
-        if valid is not None:
-            row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
-        row["time"] = round(time.perf_counter() - t0, 4)
-        row["examples_per_s"] = round(len(train) / max(train_time, 1e-9), 1)
-        return row
 
     def _step(self, epoch: int, index: int, loss: str) -> dict[str, float]:
         parts = [(w, w.gradient_step.remote(epoch, index, loss)) for w in self.workers]

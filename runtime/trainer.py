@@ -302,14 +302,12 @@ class Trainer:
     def _epoch(self, train: Dataset, valid: Dataset | None, epochs: int, show: bool) -> dict:
         from tqdm import tqdm
         t0 = time.perf_counter()
-        batch, seed = self.settings["batch"], self.settings["seed"]
         sums: dict[str, float] = {}
         runs = 0
-        bar = tqdm(total=train.num_batches(batch), disable=not show, unit="step", leave=False,
+        bar = tqdm(total=train.num_batches(self.settings["batch"]), disable=not show, unit="step", leave=False,
                    desc=f"epoch {self.epoch + 1}/{epochs}", file=sys.stderr)
         try:
-            for part in train.batches(batch, seed, self.epoch):
-                values = self.train_step(part)
+            for values in self._epoch_runs(train):
                 runs += 1
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -318,17 +316,24 @@ class Trainer:
                     bar.set_postfix({k: f"{values[k]:.4g}" for k in self.manifest.losses}, refresh=False)
         finally:
             bar.close()
+        train_time = time.perf_counter() - t0
         row: dict = {"epoch": self.epoch + 1}
         row.update({k: v / max(runs, 1) for k, v in sums.items()})
         if valid is not None:
             row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
         row["time"] = round(time.perf_counter() - t0, 4)
+        row["examples_per_s"] = round(len(train) / max(train_time, 1e-9), 1)   # training steps only
         self.epoch += 1
         return row
 
+    def _epoch_runs(self, train: Dataset):
+        """Run the epoch's training steps; yield each run's losses and metrics."""
+        for part in train.batches(self.settings["batch"], self.settings["seed"], self.epoch):
+            yield self.train_step(part)
+
     def _summary(self, row: dict, epochs: int) -> str:
-        parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "time")]
-        return f"epoch {row['epoch']}/{epochs}  " + "  ".join(parts) + f"  ({row['time']:.2f}s)"
+        parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "time", "examples_per_s")]
+        return f"epoch {row['epoch']}/{epochs}  " + "  ".join(parts) + f"  ({row['time']:.2f}s, {row['examples_per_s']:.0f} examples/s)"
 
     def _early_stopping(self, row: dict) -> None:
         rule = self.settings["early_stopping"]
