@@ -91,7 +91,14 @@ def cmd_train(a) -> int:
     from dslc_runtime import Trainer
 
     prog = _load(a.spec)
-    c = compile(prog, a.model)
+    if a.workers is not None:
+        if a.workers < 1:
+            raise UsageError(f"--workers should be a positive integer, found {a.workers}")
+        from dslc_runtime.parallel import import_ray
+        import_ray()                           # says how to install Ray when it is missing
+    elif a.address:
+        raise UsageError("--address needs --workers N (the number of data-parallel workers)")
+    c = compile(prog, a.model, split=a.workers is not None)
     if c.training is None:
         raise UsageError(f"model `{c.name}` has no `train` block with a loss; add `train {c.name} {{ ... }}`")
     out = Path(a.out or os.path.join("runs", c.name))
@@ -100,10 +107,16 @@ def cmd_train(a) -> int:
         overrides["batch"] = a.batch
     if a.data:
         overrides["data"] = a.data
+    if a.workers is not None:
+        overrides.update(workers=a.workers, address=a.address, threads=1)
     trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
                       **overrides)
     _warn_past_schedule(c.setup, trainer, a.epochs)
-    trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
+    try:
+        trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
+    finally:
+        if a.workers is not None:
+            trainer.close()
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
 
@@ -208,6 +221,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default runs/MODEL)")
     s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--workers", type=int, metavar="N",
+                   help="data-parallel training on N Ray workers (same numbers as one process, same global batch)")
+    s.add_argument("--address", help="the Ray cluster to join (default: start a local one); needs --workers")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("fmt", help="print the spec in canonical layout")

@@ -156,10 +156,14 @@ class Dataset:
         return Dataset(self.take(idx[:k]), list(self.specs.values())), \
             Dataset(self.take(idx[k:]), list(self.specs.values()))
 
+    def order(self, seed: int | None, epoch: int) -> np.ndarray:
+        """The epoch's example order: a fresh permutation from default_rng([seed, epoch])
+        (no shuffle when seed is None)."""
+        return np.arange(self.n) if seed is None else np.random.default_rng([seed, epoch]).permutation(self.n)
+
     def batches(self, batch: int, seed: int | None, epoch: int):
-        """Yield batches; the order is a fresh permutation from
-        default_rng([seed, epoch]) (no shuffle when seed is None); the last batch may be partial."""
-        order = np.arange(self.n) if seed is None else np.random.default_rng([seed, epoch]).permutation(self.n)
+        """Yield batches in `order(seed, epoch)`; the last batch may be partial."""
+        order = self.order(seed, epoch)
         for start in range(0, self.n, batch):
             yield self.take(order[start:start + batch])
 

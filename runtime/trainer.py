@@ -44,8 +44,11 @@ class Trainer:
     """Trains a compiled dslc model with ONNX Runtime.
 
     Trainer(training, evaluation=None, inference=None, device="cpu", threads=None,
-            spec_path=None, progress=None, log=print, **settings)
+            spec_path=None, progress=None, log=print, workers=None, address=None, **settings)
 
+    workers:    train data-parallel on that many Ray actors (address: a Ray cluster;
+                see dslc_runtime.parallel); the compiled model must have been
+                compiled with split=True;
     training:   the training graph (ModelProto or .onnx path), or any object with
                 `.training` (and optionally `.evaluation`, `.inference`) attributes;
     evaluation: graph for validation metrics in inference mode (optional; without
@@ -59,6 +62,13 @@ class Trainer:
     State: `epoch` (epochs done), `step` (runs done), `history` (one dict per epoch).
     Carried tensors stay on the device as OrtValues between steps.
     """
+
+    def __new__(cls, *args, workers=None, **kwargs):
+        # Trainer(..., workers=N) trains data-parallel on Ray (dslc_runtime.parallel)
+        if cls is Trainer and workers is not None:
+            from .parallel import ParallelTrainer
+            return super().__new__(ParallelTrainer)
+        return super().__new__(cls)
 
     def __init__(self, training, evaluation=None, inference=None, device="cpu", threads=None,
                  spec_path=None, progress=None, log=print, **settings):
@@ -292,14 +302,12 @@ class Trainer:
     def _epoch(self, train: Dataset, valid: Dataset | None, epochs: int, show: bool) -> dict:
         from tqdm import tqdm
         t0 = time.perf_counter()
-        batch, seed = self.settings["batch"], self.settings["seed"]
         sums: dict[str, float] = {}
         runs = 0
-        bar = tqdm(total=train.num_batches(batch), disable=not show, unit="step", leave=False,
+        bar = tqdm(total=train.num_batches(self.settings["batch"]), disable=not show, unit="step", leave=False,
                    desc=f"epoch {self.epoch + 1}/{epochs}", file=sys.stderr)
         try:
-            for part in train.batches(batch, seed, self.epoch):
-                values = self.train_step(part)
+            for values in self._epoch_runs(train):
                 runs += 1
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -308,17 +316,24 @@ class Trainer:
                     bar.set_postfix({k: f"{values[k]:.4g}" for k in self.manifest.losses}, refresh=False)
         finally:
             bar.close()
+        train_time = time.perf_counter() - t0
         row: dict = {"epoch": self.epoch + 1}
         row.update({k: v / max(runs, 1) for k, v in sums.items()})
         if valid is not None:
             row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
         row["time"] = round(time.perf_counter() - t0, 4)
+        row["examples_per_s"] = round(len(train) / max(train_time, 1e-9), 1)   # training steps only
         self.epoch += 1
         return row
 
+    def _epoch_runs(self, train: Dataset):
+        """Run the epoch's training steps; yield each run's losses and metrics."""
+        for part in train.batches(self.settings["batch"], self.settings["seed"], self.epoch):
+            yield self.train_step(part)
+
     def _summary(self, row: dict, epochs: int) -> str:
-        parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "time")]
-        return f"epoch {row['epoch']}/{epochs}  " + "  ".join(parts) + f"  ({row['time']:.2f}s)"
+        parts = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "time", "examples_per_s")]
+        return f"epoch {row['epoch']}/{epochs}  " + "  ".join(parts) + f"  ({row['time']:.2f}s, {row['examples_per_s']:.0f} examples/s)"
 
     def _early_stopping(self, row: dict) -> None:
         rule = self.settings["early_stopping"]

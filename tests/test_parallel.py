@@ -1,0 +1,198 @@
+"""Data-parallel training (dslc_runtime.parallel): N workers with B/N rows each
+equal one process with batch B; worker loss and resume with another N."""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import dslc
+from dslc_runtime import Trainer
+from dslc_runtime.parallel import ParallelTrainer, shard_bounds, tree_sum
+
+SPECS = os.path.join(os.path.dirname(__file__), "..", "specs")
+
+DROPOUT = """
+model drop {
+    input x: f32[B, 64]
+    input y: i64[B]
+    h = dropout(dense(dropout(x, 0.2), 64, act = relu), 0.3)
+    logits = dense(h, 10)
+    output probs = softmax(logits)
+    loss = cross_entropy(logits, y)
+    metric acc = accuracy(logits, y)
+}
+train drop {
+    data = "digits"
+    split = 0.8
+    optimizer = adam(lr = 1e-3)
+    clip = norm(1)
+    batch = 32
+    epochs = 1
+    seed = 3
+}
+"""
+
+
+def _compiled(text=None, path=None):
+    prog = dslc.parse(text, "<test>") if text else dslc.load(path)
+    return dslc.compile(prog, split=True)
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+
+
+def test_shard_bounds_cover_the_batch_in_order():
+    assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert shard_bounds(2, 3) == [(0, 1), (1, 2), (2, 2)]
+    for b in range(1, 20):
+        for n in range(1, 6):
+            bounds = shard_bounds(b, n)
+            assert bounds[0][0] == 0 and bounds[-1][1] == b
+            assert all(x[1] == y[0] for x, y in zip(bounds, bounds[1:]))
+
+
+def test_tree_sum_adds_everything_once():
+    for n in range(1, 9):
+        calls = []
+
+        def add(w, a, b):
+            calls.append(w)
+            return a + b
+        assert tree_sum([(i, 10 ** i) for i in range(n)], add) == sum(10 ** i for i in range(n))
+        assert len(calls) == n - 1
+
+
+@pytest.mark.parametrize("spec", ["digits", "dropout"])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_equal_one_process(spec, workers):
+    c = _compiled(path=os.path.join(SPECS, "digits.dl")) if spec == "digits" else _compiled(DROPOUT)
+    data = _subset(c, 320)
+    single = Trainer(c, log=lambda *a: None, batch=32)
+    single.fit(data, epochs=1, progress=False)
+    par = ParallelTrainer(c, workers=workers, backend="local", log=lambda *a: None, batch=32)
+    par.fit(data, epochs=1, progress=False)
+    assert par.step == single.step == 8      # split 0.8: 256 rows
+    a, b = par.carried_values(), single.carried_values()
+    assert set(a) == set(b)
+    for k in b:
+        assert _rel(a[k], b[k]) <= 1e-5, (k, _rel(a[k], b[k]))
+    for k in ("loss", "acc"):
+        assert abs(par.history[0][k] - single.history[0][k]) <= 1e-5
+
+
+def _subset(c, n):
+    from dslc_runtime import load_dataset
+    from dslc_runtime.manifest import read_manifest
+    ds = load_dataset("digits", read_manifest(c.training).data)
+    return {k: v[:n] for k, v in ds.arrays.items()}
+
+
+# ---- on a real (local) Ray ------------------------------------------------------------
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if not ray.is_initialized():
+        ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+
+
+def _quiet(**kw):
+    return dict(log=lambda *a: None, progress=None, **kw)
+
+
+def test_ray_workers_equal_in_process_workers(local_ray):
+    c = _compiled(DROPOUT)
+    data = _subset(c, 320)
+    local = ParallelTrainer(c, workers=2, backend="local", log=lambda *a: None)
+    local.fit(data, epochs=2, progress=False)
+    remote = ParallelTrainer(c, workers=2, log=lambda *a: None)
+    try:
+        remote.fit(data, epochs=2, progress=False)
+    finally:
+        remote.close()
+    a, b = remote.carried_values(), local.carried_values()
+    for k in b:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)   # same sums in the same order
+    assert remote.history[-1]["examples_per_s"] > 0
+
+
+def test_killed_worker_restarts_from_last_epoch_and_ends_equal(local_ray, tmp_path):
+    c = _compiled(DROPOUT)
+    data = _subset(c, 320)
+    plain = ParallelTrainer(c, workers=2, log=lambda *a: None)
+    try:
+        plain.fit(data, epochs=3, progress=False)
+    finally:
+        plain.close()
+    lines = []
+    t = ParallelTrainer(c, workers=2, log=lines.append)
+    killed = []
+
+    def kill_after_first_epoch(msg):
+        lines.append(msg)
+        if msg.startswith("epoch 1/") and not killed:
+            pid = ray.get(t.workers[1].pid.remote())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    t.log = kill_after_first_epoch
+    try:
+        t.fit(data, epochs=3, out_dir=str(tmp_path / "run"), progress=False)
+    finally:
+        t.close()
+    assert killed and any("restarting 2 workers from epoch 1" in m for m in lines), lines
+    assert [r["epoch"] for r in t.history] == [1, 2, 3]
+    a, b = t.carried_values(), plain.carried_values()
+    for k in b:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_resume_with_another_worker_count(local_ray, tmp_path):
+    c = _compiled(DROPOUT)
+    data = _subset(c, 320)
+    whole = ParallelTrainer(c, workers=2, log=lambda *a: None)
+    try:
+        whole.fit(data, epochs=2, progress=False)
+    finally:
+        whole.close()
+    first = ParallelTrainer(c, workers=2, log=lambda *a: None)
+    try:
+        first.fit(data, epochs=1, out_dir=str(tmp_path), progress=False)
+    finally:
+        first.close()
+    second = ParallelTrainer(c, workers=3, log=lambda *a: None)     # another N
+    try:
+        second.fit(data, epochs=2, out_dir=str(tmp_path), resume=True, progress=False)
+    finally:
+        second.close()
+    single = Trainer(c, log=lambda *a: None)                          # and one process
+    single.fit(data, epochs=2, out_dir=str(tmp_path), resume=True, progress=False)
+    a, b = second.carried_values(), whole.carried_values()
+    for k in b:
+        assert _rel(a[k], b[k]) <= 1e-5, k
+        assert _rel(single.carried_values()[k], b[k]) <= 1e-5, k
+
+
+def test_cli_train_with_two_workers(local_ray, tmp_path, capsys):
+    from dslc.cli import main
+    spec = os.path.join(SPECS, "digits.dl")
+    rc = main(["train", spec, "--workers", "2", "--epochs", "30", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    import json
+    rows = [json.loads(x) for x in open(tmp_path / "history.jsonl")]
+    assert rows[-1]["val_acc"] >= 0.97                  # the single-process run reaches 0.9806
+    assert (tmp_path / "model.onnx").is_file()
+
+
+def test_cli_workers_validation(capsys):
+    from dslc.cli import main
+    spec = os.path.join(SPECS, "digits.dl")
+    assert main(["train", spec, "--workers", "0"]) == 1
+    assert "--workers should be a positive integer" in capsys.readouterr().err
+    assert main(["train", spec, "--address", "127.0.0.1:1"]) == 1
+    assert "--address needs --workers" in capsys.readouterr().err
