@@ -18,13 +18,12 @@ def __getattr__(name):
     if name == "Trainer":                      # the runtime's trainer, on compiled models
         from dslc_runtime import Trainer
         return Trainer
-    if name == "export_web":                   # dslc.export_web(spec, out_dir): the browser trainer
-        from .web import export_web
-        return export_web
     if name == "builder":
         import importlib
         return importlib.import_module(".builder", __name__)
     raise AttributeError(name)
 
 
-__all__ = ["load", "parse", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]
+from .web import export_web  # noqa: E402  dslc.export_web(spec, out_dir): the browser trainer
+
+__all__ = ["export_web", "load", "parse", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]

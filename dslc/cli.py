@@ -17,6 +17,7 @@ from .compile import compile
 from .errors import SpecError
 from .report import describe_program, to_dot
 from .syntax.fmt import format_source
+from .web.export import WebExportError, export_web_cli
 
 
 class UsageError(Exception):
@@ -176,7 +177,6 @@ def cmd_graph(a) -> int:
 
 # -- export-web ----------------------------------------------------------------------
 def cmd_export_web(a) -> int:
-    from .web.export import WebExportError, export_web_cli
     try:
         print(export_web_cli(a.spec, a.output, model=a.model, data=a.data, epochs=a.epochs, ort_dir=a.ort_dir))
     except WebExportError as e:

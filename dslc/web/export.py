@@ -31,6 +31,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..api import load
+from ..compile import Compiled, compile
+
 STATIC = ("index.html", "page.js", "loop.js", "npz.js", "proto.js", "rng.js", "train.mjs")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ALIGN = 8            # every array in data.bin starts on an 8-byte boundary (BigInt64Array needs it)
@@ -64,11 +67,9 @@ def find_ort_web(ort_dir=None) -> Path:
 
 
 def _compiled(source, model):
-    from ..compile import Compiled, compile
     if isinstance(source, Compiled):
         return source, None
     if isinstance(source, (str, os.PathLike)):
-        from ..api import load
         return compile(load(str(source)), model), str(source)
     return compile(source, model), None
 
