@@ -16,6 +16,7 @@ import onnx
 
 from . import passes
 from .autodiff import grad
+from .checks import label_classes
 from .errors import SpecError
 from .init import initial_value
 from .ir import dims as D
@@ -90,13 +91,16 @@ def _leaves(roots: dict[str, Node]):
     return {op: [n for n in order if n.op == op] for op in ("input", "param", "state")}
 
 
-def _data_entries(inputs: list[Node]) -> list[dict]:
+def _data_entries(inputs: list[Node], roots: dict | None = None) -> list[dict]:
     batch = _batch_symbol(inputs)
+    classes = label_classes(roots) if roots else {}
     out = []
     for n in inputs:
         shape = [d if isinstance(d, int) else D.show(d) for d in n.shape]
         axis = next((i for i, d in enumerate(n.shape) if batch is not None and d == batch), None)
         out.append({"name": n.attrs["name"], "dtype": NP_NAME[n.dtype], "shape": shape, "batch_axis": axis})
+        if n.attrs["name"] in classes:
+            out[-1]["classes"] = classes[n.attrs["name"]]
     return out
 
 
@@ -170,7 +174,7 @@ def _evaluation(model: Model, seed: int, values: dict, opt, c: Compiled) -> onnx
     data = _with_dim_inputs(model, roots, leaves["input"])
     g = lower_graph(roots, data + carried, inits, name=model.name + "_eval", base_seed=seed)
     manifest = {"version": 1, "role": "evaluation", "model": model.name,
-                "data": _data_entries(data),
+                "data": _data_entries(data, roots),
                 "params": [n.attrs["name"] for n in carried],
                 "losses": list(model.losses), "metrics": list(model.metrics)}
     return make_model(g, {"dslc.manifest": json.dumps(manifest)}, doc=_doc(model))
@@ -304,7 +308,7 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
                     rng_seed="seed" if "seed" in hyper_init else None)
     manifest = {
         "version": 1, "role": "training", "model": model.name,
-        "data": _data_entries(data_inputs),
+        "data": _data_entries(data_inputs, roots),
         "carried": carried,
         "hyper": hyper,
         "losses": list(model.losses), "metrics": list(model.metrics),
