@@ -135,10 +135,8 @@ def cmd_graph(a) -> int:
 
 
 def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    from .api import read_spec
+    return read_spec(path)
 
 
 def parser() -> argparse.ArgumentParser:

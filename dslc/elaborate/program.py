@@ -70,6 +70,10 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
                                  [it.name for it in tree.items if isinstance(it, A.Model)], glob.consts)
             if setup is not None:
                 prog.trains[item.name] = setup
+    if not errors.list:
+        from ..checks import check_program    # what compile would refuse: reported by check too
+        for e in check_program(prog):
+            errors.add(e)
     if errors.list:
         raise errors.list[0] if len(errors.list) == 1 else SpecErrors(errors.list)
     return prog
