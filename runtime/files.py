@@ -53,6 +53,11 @@ def _why(e: OSError) -> str:
 def ensure_folder(folder) -> Path:
     """mkdir -p, as an OutputError naming the folder when it cannot be made."""
     folder = Path(folder)
+    for up in [folder, *folder.parents]:          # a file in the way: name it
+        if up.exists():
+            if not up.is_dir():
+                raise OutputError(f"cannot write into {up}: it is a file, not a folder")
+            break
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -118,15 +123,17 @@ def save_model(model: onnx.ModelProto, path) -> list[Path]:
     m = onnx.ModelProto()
     m.CopyFrom(model)
     data_name = f"{path.name}.{secrets.token_hex(4)}.data"
-    convert_model_to_external_data(m, all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+    convert_model_to_external_data(m, all_tensors_to_one_file=True, location=data_name,
+                                   size_threshold=min(1024, EXTERNAL_DATA_BYTES))   # small ones stay inline
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)) \
         if path.parent.is_dir() else None
     if tmp is None:
         raise OutputError(f"cannot write {path}: its folder {path.parent} does not exist")
     try:
         write_external_data_tensors(m, str(tmp))          # the data, under tmp/
-        os.chmod(tmp / data_name, 0o666 & ~_umask())
-        os.replace(tmp / data_name, path.parent / data_name)
+        if (tmp / data_name).exists():
+            os.chmod(tmp / data_name, 0o666 & ~_umask())
+            os.replace(tmp / data_name, path.parent / data_name)
         write_bytes(path, m.SerializeToString())          # the commit: the model names the new data
     except OSError as e:
         raise OutputError(f"cannot write {path}: {_why(e)}") from None

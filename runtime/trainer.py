@@ -274,7 +274,7 @@ class Trainer:
         epochs = count if resume else self.epoch + count     # the epoch this call stops after
         if not resume:
             self.stopped_early = False
-        out = Path(out_dir) if out_dir is not None else None
+        out = ensure_folder(out_dir) if out_dir is not None else None    # fail before training, not after
         if resume and out is not None and ckpt.has_checkpoint(out / "checkpoint"):
             saved = self.load(out / "checkpoint")
             self.log(f"resuming from {out / 'checkpoint'} after epoch {self.epoch} (step {self.step})")
