@@ -46,6 +46,12 @@ def check_program(prog) -> list:
             errors.append(SpecError(f"model `{name}` has {total / 2 ** 30:.1f} GiB of params and state, more "
                                     f"than the {MAX_PARAM_BYTES // 2 ** 30} GiB dslc can draw; the largest is "
                                     f"`{path}` {p.type} ({size / 2 ** 30:.1f} GiB)", p.loc or m.loc))
+        for kind, table in (("loss", {k: v.node for k, v in m.losses.items()}), ("metric", m.metrics)):
+            for k, node in table.items():
+                if k in m.inputs:      # graph outputs and inputs share one name space in ONNX
+                    loc = m.losses[k].loc if kind == "loss" else node.loc
+                    errors.append(SpecError(f"{kind} `{k}` has the name of the input `{k}`; "
+                                            f"give it another name", loc or m.loc))
         setup = prog.trains.get(name)
         if setup is None or not m.losses:
             continue

@@ -52,6 +52,8 @@ CASES = [
      "integers, found the number 0.5"),
     ("f32_overflow", spec("    loss = mean(dense(x, 1)) * 1e300\n"), 4, 30,
      "the number 1e+300 does not fit f32 (its largest value is about 3.4e+38); use f64 tensors for it"),
+    ("metric_named_like_input", spec("    loss = mean(dense(x, 1))\n    metric x = mean(x)\n"), 5, 16,
+     "metric `x` has the name of the input `x`; give it another name"),
     ("params_too_large", spec("    param W: [100000, 100000, 10] ~ zeros\n    loss = mean(x) * sum(W)\n"), 4, 5,
      "model `m` has 372.5 GiB of params and state, more than the 64 GiB dslc can draw"),
 ]
