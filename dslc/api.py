@@ -12,11 +12,30 @@ def parse(text: str, filename: str = "<text>") -> Program:
     return elaborate(parse_ast(text, filename), filename)
 
 
+MAX_SPEC_BYTES = 16 * 2 ** 20     # a spec is text a person writes; more is a wrong file (/dev/zero)
+
+
+def read_spec(path) -> str:
+    """A spec file's text; SpecError when it cannot be read, is not UTF-8 text,
+    or is larger than MAX_SPEC_BYTES (read no further than that)."""
+    import os
+    try:
+        if os.path.isdir(path):
+            raise SpecError(f"cannot read {path}: it is a folder, expected a .dl file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"cannot read {path}: larger than {MAX_SPEC_BYTES // 2 ** 20} MiB, "
+                        "which is no spec (expected a .dl text file)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"cannot read {path}: not UTF-8 text (byte {e.start}); expected a .dl text file") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")   # universal newlines, as text mode reads
+
+
 def load(path) -> Program:
     """Read, parse and elaborate a `.dl` file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-    return parse(text, str(path))
+    return parse(read_spec(path), str(path))

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from .api import load
+from .api import read_spec
 from .compile import compile
 from .errors import SpecError
 from .report import describe_program, to_dot
@@ -65,10 +66,15 @@ def cmd_compile(a) -> int:
         if not 18 <= a.opset <= 21:
             raise UsageError(f"--opset {a.opset} is not supported (dslc emits opset 18; 18 to 21 are accepted)")
         proto.opset_import[0].version = a.opset
-    onnx.checker.check_model(proto, full_check=True)
+    from dslc_runtime.files import ensure_folder, needs_external_data, save_model
+    large = needs_external_data(proto)
+    if not large:
+        onnx.checker.check_model(proto, full_check=True)
     out = Path(a.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out))
+    ensure_folder(out.parent)
+    save_model(proto, out)          # atomic; params as external data beside it when over 2 GB
+    if large:
+        onnx.checker.check_model(str(out), full_check=True)
     kind = "training" if a.training else "inference"
     print(f"wrote {kind} graph of `{c.name}` to {out} ({len(proto.graph.node)} nodes, opset {proto.opset_import[0].version})")
     return 0
@@ -112,6 +118,21 @@ def cmd_train(a) -> int:
         overrides.update(workers=a.workers, address=a.address, threads=1)
     trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
                       **overrides)
+    from dslc_runtime import has_checkpoint, load_checkpoint
+    ck = out / "checkpoint"
+    if a.resume and not has_checkpoint(ck):
+        print(f"--resume: no checkpoint in {ck}; starting from the beginning", file=sys.stderr)
+    elif a.resume:
+        done = load_checkpoint(ck)[1]["epoch"]
+        want = a.epochs if a.epochs is not None else trainer.settings["epochs"]
+        if done >= want:
+            print(f"--resume: the checkpoint in {ck} has already done {done} epoch{'s' * (done != 1)}, "
+                  f"and {want} were asked for; nothing to train (raise --epochs to train more)")
+            if not (out / "model.onnx").is_file():   # killed after the last checkpoint: finish its outputs
+                trainer.load(ck)
+                trainer.write_outputs(out)
+            return 0
+    # --epochs counts the whole run: a resumed run continues until that many are done
     _warn_past_schedule(c.setup, trainer, a.epochs)
     try:
         trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
@@ -144,7 +165,9 @@ def cmd_fmt(a) -> int:
             return 1
         return 0
     if a.write:
-        Path(a.spec).write_text(out)
+        from dslc_runtime.files import write_text
+        if out != text:
+            write_text(a.spec, out)      # temp + rename: a full disk leaves the spec as it was
     else:
         sys.stdout.write(out)
     return 0
@@ -160,15 +183,19 @@ def cmd_graph(a) -> int:
         raise UsageError(f"model `{c.name}` has no {key} graph")
     dot = to_dot(roots, f"{c.name}_{key}")
     out = Path(a.output)
+    from dslc_runtime.files import write_bytes, write_text
     if out.suffix == ".dot":
-        out.write_text(dot)
+        write_text(out, dot)
     elif out.suffix in (".svg", ".png"):
         import shutil
         import subprocess
         if not shutil.which("dot"):
             raise UsageError(f"drawing {out.suffix} needs Graphviz's `dot` program (apt-get install graphviz); "
                              f"or write .dot with -o {out.with_suffix('.dot')}")
-        subprocess.run(["dot", f"-T{out.suffix[1:]}", "-o", str(out)], input=dot.encode(), check=True)
+        r = subprocess.run(["dot", f"-T{out.suffix[1:]}"], input=dot.encode(), capture_output=True)
+        if r.returncode != 0:
+            raise UsageError(f"Graphviz's dot failed: {r.stderr.decode(errors='replace').strip()}")
+        write_bytes(out, r.stdout)
     else:
         raise UsageError(f"-o must end in .dot, .svg or .png, found {out.name}")
     print(f"wrote {out}")
@@ -185,14 +212,40 @@ def cmd_export_web(a) -> int:
 
 
 def _read(path: str) -> str:
+    return read_spec(path)
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (epochs, batch)."""
     try:
-        return Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {v}")
+    return v
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("dslc")
+    except Exception:   # not installed as a distribution (a bare checkout)
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option exits 1 like every other user error (2 means a bug in dslc)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dslc", description="A declarative deep-learning compiler: .dl -> ONNX.")
+    p = _Parser(prog="dslc", description="A declarative deep-learning compiler: .dl -> ONNX.")
+    p.add_argument("--version", action="version", version=f"dslc {_version()}",
+                   help="print dslc's version and exit")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("check", help="parse and check a spec; print each model's inputs, outputs and params")
@@ -214,8 +267,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train as the spec's train block says")
     s.add_argument("spec")
     s.add_argument("-m", "--model")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--batch", type=int)
+    s.add_argument("--epochs", type=_positive)
+    s.add_argument("--batch", type=_positive)
     s.add_argument("--data", help="override the train block's data")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     s.add_argument("--out", help="output folder (default runs/MODEL)")
@@ -247,7 +300,30 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="override the train block's epoch count")
     s.add_argument("--ort-dir", help="onnxruntime-web's dist folder (default: web/node_modules after npm ci)")
     s.set_defaults(fn=cmd_export_web)
+    _fill_help(p)
     return p
+
+
+# one-line help for options declared without one (every option has a description)
+HELP = {
+    "spec": "the .dl spec file",
+    "model": "the model to use (may be left out when the file has one)",
+    "output": "the file to write",
+    "training": "the training-step graph of the train block (instead of the inference graph)",
+    "opset": "ONNX opset version to stamp on the graph (18 to 21; dslc emits 18)",
+    "epochs": "number of epochs for the whole run (default: the train block's); a resumed run stops there",
+    "batch": "batch size (default: the train block's)",
+    "no_progress": "plain per-epoch log lines instead of a progress bar",
+}
+
+
+def _fill_help(p: argparse.ArgumentParser) -> None:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif not action.help and action.dest in HELP:
+            action.help = HELP[action.dest]
 
 
 def main(argv=None) -> int:
@@ -263,6 +339,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:       # a file dslc had to read or write: disk full, read-only, not a folder
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"dslc {a.cmd}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - the last line of defence
         from dslc_runtime import RuntimeFailure
         if isinstance(e, RuntimeFailure):

@@ -22,6 +22,7 @@ from dslc_runtime import manifest as M
 
 from . import passes
 from . import step as S
+from .checks import label_classes
 from .errors import SpecError
 from .init import initial_value
 from .ir import dims as D
@@ -101,13 +102,14 @@ def _values(model: Model, seed: int) -> dict[str, np.ndarray]:
 _leaves = S.leaves_of
 
 
-def _data_entries(inputs: list[Node]) -> list[dict]:
+def _data_entries(inputs: list[Node], roots: dict | None = None) -> list:
     batch = _batch_symbol(inputs)
+    classes = label_classes(roots) if roots else {}
     out = []
     for n in inputs:
         shape = [d if isinstance(d, int) else D.show(d) for d in n.shape]
         axis = next((i for i, d in enumerate(n.shape) if batch is not None and d == batch), None)
-        out.append(M.DataInput(n.attrs["name"], NP_NAME[n.dtype], tuple(shape), axis))
+        out.append(M.DataInput(n.attrs["name"], NP_NAME[n.dtype], tuple(shape), axis, classes.get(n.attrs["name"])))
     return out
 
 
@@ -179,7 +181,7 @@ def _evaluation(model: Model, seed: int, values: dict, opt, c: Compiled) -> onnx
     inits = {n.attrs["name"]: values[n.attrs["name"]] for n in carried}
     data = _with_dim_inputs(model, roots, leaves["input"])
     g = lower_graph(roots, data + carried, inits, name=model.name + "_eval", base_seed=seed)
-    manifest = M.Manifest("evaluation", model.name, _data_entries(data), list(model.losses), list(model.metrics),
+    manifest = M.Manifest("evaluation", model.name, _data_entries(data, roots), list(model.losses), list(model.metrics),
                           params=[n.attrs["name"] for n in carried])
     return make_model(g, {M.KEY: json.dumps(manifest.to_json())}, doc=_doc(model))
 
@@ -243,7 +245,7 @@ def _lower_step(pl: S.Plan, role: str, roots: dict, car: list, plain: list, opt,
                     rng_seed="seed" if "seed" in names else None,
                     rng_row_offset="row_offset" if "row_offset" in names else None,
                     rng_batch=_batch_symbol(data), draws=c.draws)
-    man = _step_manifest(pl, role, data, car, [h for _, h in hyper], plain)
+    man = _step_manifest(pl, role, data, car, [h for _, h in hyper], plain, roots)
     return make_model(g, {M.KEY: json.dumps(man.to_json())}, doc=_doc(model))
 
 
@@ -266,11 +268,12 @@ def _hyper(pl: S.Plan, role: str, roots: dict) -> list[tuple[Node, M.Hyper]]:
     return out
 
 
-def _step_manifest(pl: S.Plan, role: str, data: list, car: list, hyper: list, plain: list) -> M.Manifest:
+def _step_manifest(pl: S.Plan, role: str, data: list, car: list, hyper: list, plain: list,
+                   roots: dict) -> M.Manifest:
     model, setup = pl.model, pl.setup
     split = role != "training"
     return M.Manifest(
-        role, model.name, _data_entries(data) if role != "apply" else [],
+        role, model.name, _data_entries(data, roots) if role != "apply" else [],
         list(model.losses) if role != "apply" else [], list(model.metrics) if role != "apply" else [],
         carried=[cr.entry() for cr in car], hyper=hyper, steps=list(setup.steps or model.losses),
         select=M.Select("loss_select", {n: i for i, n in enumerate(pl.order)}) if pl.select is not None else None,

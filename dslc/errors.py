@@ -17,7 +17,10 @@ class Source:
     text: str = field(repr=False)
 
     def line(self, n: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.__dict__.get("_lines")
+        if lines is None:            # split once: error messages ask for many lines
+            lines = self.text.splitlines()
+            object.__setattr__(self, "_lines", lines)
         return lines[n - 1] if 1 <= n <= len(lines) else ""
 
 

@@ -4,6 +4,7 @@ fan_in / fan_out: a matrix W[n, m] used as x @ W has fan_in n, fan_out m; a
 kernel [out, in, *k] has fan_in = in * prod(k), fan_out = out * prod(k).
 """
 from __future__ import annotations
+from .ir.types import NUMPY
 
 import zlib
 
@@ -29,32 +30,44 @@ def fans(shape) -> tuple[int, int]:
 
 
 def initial_value(init: tuple, shape, dtype, seed: int, path: str) -> np.ndarray:
-    """The starting value of the param `path`: reproducible from (seed, path)."""
+    """The starting value of the param `path`: reproducible from (seed, path),
+    drawn directly in the param's dtype (an f32 param never passes through f64)."""
     kind, *args = init
+    dt = np.dtype(NUMPY[dtype])
+    if not np.issubdtype(dt, np.floating):          # integer/bool state: exact fills only
+        fill = {"zeros": 0, "ones": 1}.get(kind, args[0] if kind == "constant" else 0)
+        return np.full(shape, fill, dtype=dt)
     rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
     fi, fo = fans(shape)
+
+    def normal(std):                                # N(0, std²)
+        return rng.standard_normal(shape, dtype=dt) * dt.type(std)
+
+    def uniform(a, b):                              # U(a, b)
+        return dt.type(a) + dt.type(b - a) * rng.random(shape, dtype=dt)
+
     if kind == "zeros":
-        v = np.zeros(shape)
+        v = np.zeros(shape, dt)
     elif kind == "ones":
-        v = np.ones(shape)
+        v = np.ones(shape, dt)
     elif kind == "constant":
-        v = np.full(shape, args[0])
+        v = np.full(shape, args[0], dt)
     elif kind == "normal":
-        v = rng.normal(0.0, args[0] if args else 1.0, shape)
+        v = normal(args[0] if args else 1.0)
     elif kind == "uniform":
-        a, b = (args + [-0.05, 0.05][len(args):]) if len(args) < 2 else args[:2]
-        v = rng.uniform(a, b, shape)
+        a, b = args[:2] if len(args) >= 2 else (-0.05, 0.05)
+        v = uniform(a, b)
     elif kind == "glorot_uniform":          # U(-r, r), r = sqrt(6 / (fan_in + fan_out))
         r = np.sqrt(6.0 / (fi + fo))
-        v = rng.uniform(-r, r, shape)
+        v = uniform(-r, r)
     elif kind == "glorot_normal":           # N(0, 2 / (fan_in + fan_out))
-        v = rng.normal(0.0, np.sqrt(2.0 / (fi + fo)), shape)
+        v = normal(np.sqrt(2.0 / (fi + fo)))
     elif kind == "he_uniform":              # U(-r, r), r = sqrt(6 / fan_in)
         r = np.sqrt(6.0 / fi)
-        v = rng.uniform(-r, r, shape)
+        v = uniform(-r, r)
     elif kind == "he_normal":               # N(0, 2 / fan_in)
-        v = rng.normal(0.0, np.sqrt(2.0 / fi), shape)
-    elif kind == "orthogonal":              # Q of a Gaussian matrix's QR, signs fixed
+        v = normal(np.sqrt(2.0 / fi))
+    elif kind == "orthogonal":              # Q of a Gaussian matrix's QR, signs fixed (QR in f64)
         rows, cols = (shape[0], int(np.prod(shape[1:]))) if len(shape) >= 2 else (1, int(np.prod(shape)))
         a = rng.normal(size=(max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(a)
@@ -62,4 +75,4 @@ def initial_value(init: tuple, shape, dtype, seed: int, path: str) -> np.ndarray
         v = (q if rows >= cols else q.T)[:rows, :cols].reshape(shape)
     else:
         raise AssertionError(f"unknown initializer {kind}")
-    return np.asarray(v, dtype=NUMPY[dtype])
+    return np.asarray(v, dtype=dt)

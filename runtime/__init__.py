@@ -13,6 +13,7 @@ from .data import Dataset, builtin_names, check_arrays, load_dataset, load_npz, 
 from .errors import (CheckpointError, DataError, DeviceError, ManifestError, RuntimeFailure,
                      TrainingDiverged)
 from .export import with_weights
+from .files import OutputError, atomic_write, save_model
 from .manifest import Manifest, parse_manifest, read_manifest, write_manifest
 from .session import BoundRunner, Device, make_session
 from .trainer import Trainer
@@ -21,6 +22,7 @@ __all__ = [
     "Trainer", "make_session", "Device", "BoundRunner",
     "Manifest", "read_manifest", "parse_manifest", "write_manifest",
     "Dataset", "load_dataset", "load_npz", "check_arrays", "resolve_data_path", "builtin_names",
-    "save_checkpoint", "load_checkpoint", "has_checkpoint", "with_weights",
+    "save_checkpoint", "load_checkpoint", "has_checkpoint", "with_weights", "save_model", "atomic_write",
+    "OutputError",
     "RuntimeFailure", "ManifestError", "DataError", "DeviceError", "CheckpointError", "TrainingDiverged",
 ]

@@ -30,8 +30,9 @@ def resolve_data_path(value: str, spec: str | None = None, log=print) -> Path:
     """Find a data file named in a train block.
 
     Tried in order: relative to the spec file's folder, then to the cwd (or the
-    path itself when absolute); else, when the file's stem (or the bare value)
-    names a built-in data set, that one — and `log` says which file is used."""
+    path itself when absolute). A bare name with no suffix or folder (`digits`)
+    is a built-in data set when no such file exists. A file that is named but
+    missing is an error — never silently replaced by a built-in set."""
     p = Path(value)
     tried = []
     if p.is_absolute():
@@ -41,30 +42,53 @@ def resolve_data_path(value: str, spec: str | None = None, log=print) -> Path:
             tried.append(Path(spec).resolve().parent / p)
         tried.append(Path.cwd() / p)
     for cand in tried:
-        if cand.is_file():
+        if cand.exists():
             return cand
-    stem = p.stem if p.suffix == ".npz" else p.name
-    builtin = BUILTIN_DIR / f"{stem}.npz"
-    if builtin.is_file():
-        if p.suffix or len(p.parts) > 1:  # the user named a file; say what replaced it
-            log(f"data: {value} not found; using the built-in data set `{stem}` ({builtin})")
+    named_file = bool(p.suffix) or len(p.parts) > 1
+    builtin = BUILTIN_DIR / f"{p.name}.npz"
+    if not named_file and builtin.is_file():
         return builtin
     looked = ", ".join(str(c) for c in tried)
-    raise DataError(f"data file {value!r} not found (looked at {looked}); "
-                    f"built-in data sets: {', '.join(builtin_names()) or 'none'}")
+    stem = p.stem if p.suffix == ".npz" else p.name
+    hint = (f"; to use the built-in data set write data = \"{stem}\""
+            if (BUILTIN_DIR / f"{stem}.npz").is_file() else
+            f"; built-in data sets: {', '.join(builtin_names()) or 'none'}")
+    raise DataError(f"data file {value!r} not found (looked at {looked}){hint}")
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file (no pickles)."""
+    """All arrays of an .npz file (no pickles); anything else is a DataError that
+    says what was expected."""
+    path = Path(path)
+    what = f"data file {str(path)!r}"
+    want = "expected an .npz archive of arrays named like the model's inputs (numpy.savez)"
+    if path.is_dir():
+        raise DataError(f"{what} is a folder; {want}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise DataError(f"{what} not found") from None
+    except OSError as e:
+        raise DataError(f"{what} cannot be read: {e.strerror}") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise DataError(f"{what} is a single .npy array; {want}")
+    if not head.startswith(b"PK"):
+        raise DataError(f"{what} is not an .npz archive; {want}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise DataError(f"data file {str(path)!r} not found") from None
-    except ValueError as e:  # object arrays need pickle: refused
-        raise DataError(f"data file {str(path)!r}: {e}") from None
+            out = {}
+            for k in z.files:
+                try:
+                    out[k] = z[k]
+                except ValueError:   # object arrays need pickle: refused
+                    raise DataError(f"{what}: array `{k}` holds Python objects, which dslc does not load "
+                                    f"(store numbers: int, float or bool arrays)") from None
+            return out
+    except DataError:
+        raise
     except Exception as e:
-        raise DataError(f"data file {str(path)!r} is not a readable .npz: {e}") from None
+        raise DataError(f"{what} is not a readable .npz archive ({type(e).__name__}: {e}); {want}") from None
 
 
 def _fmt_shape(shape) -> str:
@@ -119,7 +143,32 @@ def check_arrays(arrays: dict, specs: list[DataInput], source: str = "data") -> 
             else:
                 dims.setdefault(want, (got, spec.name))
         out[spec.name] = _cast(spec.name, arr, spec)
+        check_values(spec, out[spec.name], source)
     return out
+
+
+def _where(arr: np.ndarray, bad: np.ndarray) -> str:
+    idx = np.unravel_index(int(np.argmax(bad)), arr.shape)
+    return f"{arr[idx]} at index [{', '.join(map(str, idx))}]"
+
+
+def check_values(spec: DataInput, arr: np.ndarray, source: str = "data") -> None:
+    """Refuse what would train silently wrong: an empty array, NaN/Inf, class
+    labels outside [0, classes). One-line DataError naming the array."""
+    if arr.size == 0:
+        raise DataError(f"{source}: data array `{spec.name}` is empty (shape {_fmt_shape(arr.shape)}); "
+                        f"expected {spec.dtype}{_fmt_shape(spec.shape)} with at least one example")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise DataError(f"{source}: data array `{spec.name}` holds a non-finite value: "
+                            f"{_where(arr, bad)} ({int(bad.sum())} in all)")
+    if spec.classes is not None:
+        bad = (arr < 0) | (arr >= spec.classes)
+        if bad.any():
+            raise DataError(f"{source}: data array `{spec.name}` holds the label {_where(arr, bad)}, "
+                            f"outside the valid range [0, {spec.classes}) of its {spec.classes} classes "
+                            f"({int(bad.sum())} such labels)")
 
 
 class Dataset:

@@ -50,6 +50,7 @@ class DataInput:
     dtype: str
     shape: tuple
     batch_axis: int | None
+    classes: int | None = None     # class-index labels: every value must lie in [0, classes)
 
     @property
     def np_dtype(self):
@@ -229,7 +230,10 @@ def _parse_data(items, where: str) -> list[DataInput]:
             raise ManifestError(f"manifest: data `{name}` has batch_axis {axis!r} outside its rank {len(shape)}")
         if axis is not None and axis < 0:
             axis += len(shape)
-        out.append(DataInput(name, _dtype(_need(d, "dtype", w, str), f"data `{name}`"), shape, axis))
+        classes = d.get("classes")
+        if classes is not None and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 1):
+            raise ManifestError(f"manifest: data `{name}` has classes {classes!r}; expected a positive integer")
+        out.append(DataInput(name, _dtype(_need(d, "dtype", w, str), f"data `{name}`"), shape, axis, classes))
     return out
 
 

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from .checkpoint import atomic_write
+from .files import atomic_write, ensure_folder
 
 
 def history_columns(history: list[dict]) -> list[str]:
@@ -21,8 +21,7 @@ def history_columns(history: list[dict]) -> list[str]:
 
 def write_history(folder, history: list[dict]) -> list[Path]:
     """history.csv and history.jsonl in `folder`; returns their paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_folder(folder)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=history_columns(history), lineterminator="\n")
     w.writeheader()
@@ -61,6 +60,8 @@ def plot_curves(history: list[dict], path) -> Path | None:
         ax.legend()
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
     return path

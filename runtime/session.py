@@ -13,6 +13,7 @@ import onnx
 import onnxruntime as ort
 
 from .errors import DeviceError
+from .files import session_source
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -74,7 +75,8 @@ def make_session(model: onnx.ModelProto, device: "str | Device" = "cpu", threads
     else:
         providers = [PROVIDERS["cpu"]]
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=providers)
+        with session_source(model) as src:     # bytes, or a path with external data (> 2 GB)
+            sess = ort.InferenceSession(src, sess_options=so, providers=providers)
     except Exception as e:  # ORT raises its own exception types for bad graphs
         raise DeviceError(f"onnxruntime could not load the model on {dev}: {e}") from None
     if dev.kind == "cuda" and PROVIDERS["cuda"] not in sess.get_providers():

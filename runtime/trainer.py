@@ -18,6 +18,7 @@ from .data import Dataset, load_dataset
 from .debug import describe, find_first_non_finite
 from .errors import CheckpointError, ManifestError, RuntimeFailure, TrainingDiverged
 from .export import with_weights
+from .files import ensure_folder, save_model
 from .manifest import DTYPES, Manifest, read_manifest, stopping_mode
 from .report import plot_curves, write_history
 from .session import BoundRunner, Device, make_session, to_device
@@ -151,6 +152,7 @@ class Trainer:
         self.epoch = 0          # epochs completed
         self.step = 0           # training runs completed
         self.round_pos = 0      # index into settings["steps"] of the next run
+        self._bpe = None        # training runs per epoch, while constant
         self.history: list[dict] = []
         self.best: dict | None = None   # {"value", "epoch", "step", "values"} for early stopping
         self.stopped_early = False
@@ -260,17 +262,25 @@ class Trainer:
 
     def fit(self, data=None, epochs: int | None = None, valid=None, out_dir=None,
             resume: bool = False, progress: bool | None = None) -> list[dict]:
-        """Train until `epochs` epochs are done in all (the train block's count by default).
+        """Train `epochs` more epochs (the train block's count by default), as Keras
+        does: a second `fit(epochs=5)` trains 5 more, continuing from where the first stopped.
 
         data:    dict of arrays, Dataset, .npz path or built-in name (default: the train block's);
         valid:   validation data (default: the train block's `valid`, else its `split`);
         out_dir: where a checkpoint is written after every epoch and, at the end,
                  model.onnx, history.csv/.jsonl and curves.png;
-        resume:  continue from out_dir/checkpoint when one is there.
+        resume:  continue the run checkpointed in out_dir/checkpoint (when one is there)
+                 until `epochs` epochs are done *in all* — a resumed call repeats the
+                 interrupted one and ends where it would have ended.
         Returns the history: per epoch, its number, mean training losses/metrics,
         val_* losses/metrics, and the time taken."""
-        epochs = int(epochs if epochs is not None else self.settings["epochs"])
-        out = Path(out_dir) if out_dir is not None else None
+        if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
+            raise RuntimeFailure(f"epochs should be a positive integer, found {epochs!r}")
+        count = int(epochs if epochs is not None else self.settings["epochs"])
+        epochs = count if resume else self.epoch + count     # the epoch this call stops after
+        if not resume:
+            self.stopped_early = False
+        out = ensure_folder(out_dir) if out_dir is not None else None    # fail before training, not after
         if resume and out is not None and ckpt.has_checkpoint(out / "checkpoint"):
             saved = self.load(out / "checkpoint")
             self.log(f"resuming from {out / 'checkpoint'} after epoch {self.epoch} (step {self.step})")
@@ -323,6 +333,8 @@ class Trainer:
             row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
         row["time"] = round(time.perf_counter() - t0, 4)
         row["examples_per_s"] = round(len(train) / max(train_time, 1e-9), 1)   # training steps only
+        # steps per epoch while every epoch had the same count (checkpoints record it; False: mixed)
+        self._bpe = runs if self.epoch == 0 or self._bpe == runs else False
         self.epoch += 1
         return row
 
@@ -367,6 +379,8 @@ class Trainer:
     def save(self, folder) -> Path:
         """Checkpoint into `folder`: all carried values + position, history, settings, best."""
         meta = {"model": self.manifest.model, "epoch": self.epoch, "step": self.step,
+                **({"batches_per_epoch": self._bpe}
+                   if self._bpe and self.step == self.epoch * self._bpe else {}),
                 "round_pos": self.round_pos, "history": self.history, "stopped_early": self.stopped_early,
                 "settings": {k: v for k, v in self.settings.items() if _jsonable(v)}}
         best = None
@@ -384,9 +398,19 @@ class Trainer:
             if c.input not in values:
                 raise CheckpointError(f"{where} has no value for `{c.input}`; is it from another model?")
             self._check_value(c, values[c.input], where)
+        for c in self.manifest.carried:
+            if c.kind == "step" and int(values[c.input]) != int(meta["step"]):
+                raise CheckpointError(f"{where}: the carried step counter `{c.input}` is "
+                                      f"{int(values[c.input])} but checkpoint.json records step {meta['step']}")
+        if best is not None:
+            for c in self.manifest.carried:
+                if c.input not in best:
+                    raise CheckpointError(f"{where}: its best values have no `{c.input}`")
+                self._check_value(c, best[c.input], where + " (best values)")
         self._set_carried({c.input: values[c.input] for c in self.manifest.carried})
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.round_pos = int(meta.get("round_pos", 0)) % len(self.settings["steps"])
+        self._bpe = meta.get("batches_per_epoch") or (False if self.epoch else None)
         self.history = list(meta.get("history", []))
         self.stopped_early = bool(meta.get("stopped_early", False))
         self.best = None
@@ -404,14 +428,13 @@ class Trainer:
         """Write the trained inference graph to `path` (.onnx)."""
         model = self.inference_model()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write(path, lambda f: f.write(model.SerializeToString()))
+        ensure_folder(path.parent)
+        save_model(model, path)      # atomic; external data beside it when over 2 GB
         return path
 
     def write_outputs(self, folder) -> None:
         """model.onnx (when an inference graph is known), history.csv/.jsonl, curves.png."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ensure_folder(folder)
         if self.inference is not None:
             self.export(folder / "model.onnx")
         write_history(folder, self.history)

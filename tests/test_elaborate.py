@@ -220,7 +220,7 @@ train m {
 
 
 def test_schedules_and_polyak_default():
-    base = "model m {\n    input x: f32[B, 4]\n    loss = mean(x)\n}\ntrain m {\n    %s\n}\n"
+    base = "model m {\n    input x: f32[B, 4]\n    loss = mean(dense(x, 1))\n}\ntrain m {\n    %s\n}\n"
     for text, field, want in [("schedule = cosine(1000)", "schedule", ("cosine", 1000)),
                               ("schedule = constant", "schedule", ("constant",)),
                               ("schedule = warmup(10)", "schedule", ("warmup", 10)),

@@ -121,6 +121,8 @@ ROWS = [
     R("gather", lambda t, i: P("gather", t, i), f((5, 3)), In((2, 3), "i64", "int:5")),
     R("scatter_add", lambda i, u: P("scatter_add", i, u, rows=5), In((4,), "i64", "int:5"), f((4, 3))),
     R("one_hot", lambda i: P("one_hot", i, depth=4, dtype="f32"), In((5,), "i64", "int:4")),
+    R("one_hot_f64", lambda i: P("one_hot", i, depth=4, dtype="f64"), In((5,), "i64", "int:4")),
+    R("one_hot_i64", lambda i: P("one_hot", i, depth=3, dtype="i64"), In((2, 3), "i64", "int:3")),
     # -- networks
     R("matmul", lambda a, b: P("matmul", a, b), f((3, 4)), f((4, 2))),
     R("matmul_batch_bcast", lambda a, b: P("matmul", a, b), f((2, 1, 3, 4)), f((3, 4, 2))),

@@ -90,9 +90,8 @@ def test_npz_and_path_resolution(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "cwd.npz", **good())
     assert resolve_data_path("cwd.npz", str(spec)) == tmp_path / "cwd.npz"
-    logs = []
-    p = resolve_data_path("data/digits.npz", str(spec), log=logs.append)
-    assert p == BUILTIN_DIR / "digits.npz" and "built-in" in logs[0]
+    with pytest.raises(DataError, match="not found .*write data = \"digits\""):   # no silent fallback
+        resolve_data_path("data/digits.npz", str(spec))
     assert resolve_data_path("digits_images") == BUILTIN_DIR / "digits_images.npz"
     with pytest.raises(DataError, match="'nothere.npz' not found"):
         resolve_data_path("nothere.npz", str(spec))

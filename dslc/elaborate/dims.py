@@ -78,8 +78,9 @@ def declared_type(t: A.TensorType, scope, bind_new: bool) -> TensorType:
         if bind_new and isinstance(d, A.Name) and not _bound(d.id, scope):
             scope.bind(d.id, Sym.var(d.id), d.loc, kind="dim")
         dim = eval_dim(d, scope)
-        if isinstance(dim, int) and dim < 0:
-            raise SpecError(f"a dim cannot be negative, found {dim}", d.loc)
+        if isinstance(dim, int) and dim < 1:
+            raise SpecError(f"a dim must be at least 1, found {dim}"
+                            + (" (a tensor with a zero-size dim has no elements)" if dim == 0 else ""), d.loc)
         shape.append(dim)
     return TensorType(dtype, tuple(shape))
 

@@ -95,7 +95,10 @@ def _static_arith(op, a, b, loc):
     """Arithmetic on numbers and dims at compile time (dims stay dims)."""
     if isinstance(a, Sym) or isinstance(b, Sym):
         if isinstance(a, float) or isinstance(b, float):
-            raise SpecError(f"cannot combine the dim {show(a)} with the number {show(b)}", loc)
+            dim, num = (a, b) if isinstance(a, Sym) else (b, a)
+            raise SpecError(f"cannot compute {_show_static(a)} {op} {_show_static(b)}: the dim {show(dim)} "
+                            f"is an integer known only at run time and combines only with integers, "
+                            f"found the number {num!r}", loc)
         try:
             if op == "/":
                 return D.floordiv(a, b)
@@ -120,6 +123,10 @@ def _static_arith(op, a, b, loc):
         return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
     except (ZeroDivisionError, OverflowError) as err:
         raise SpecError(f"cannot compute {a} {op} {b}: {err}", loc) from None
+
+
+def _show_static(v) -> str:
+    return show(v) if isinstance(v, Sym) else repr(v)
 
 
 def _unary(e, scope, name):

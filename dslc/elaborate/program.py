@@ -3,6 +3,7 @@
 Independent errors are collected: each statement of a model and each train
 setting is checked on its own, and all errors are raised together at the end."""
 from __future__ import annotations
+from ..checks import check_program    # what compile would refuse: reported by check too
 
 from ..errors import SpecError, SpecErrors
 from ..ir.model import Model, Program
@@ -48,6 +49,9 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
                                  [it.name for it in tree.items if isinstance(it, A.Model)], glob.consts)
             if setup is not None:
                 prog.trains[item.name] = setup
+    if not errors.list:
+        for e in check_program(prog):
+            errors.add(e)
     if errors.list:
         raise errors.list[0] if len(errors.list) == 1 else SpecErrors(errors.list)
     return prog

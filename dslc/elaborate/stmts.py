@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import SpecError, suggest
 from ..init import INITIALIZERS
+from ..ir.dims import show_shape
 from ..ir.node import Node, at, const
 from ..ir.types import is_float
 from ..ir.model import Loss
@@ -72,11 +73,20 @@ def init_spec(e, scope) -> tuple:
         vals.append(float(v))
     if kind == "normal" and vals and vals[0] < 0:
         raise SpecError(f"normal's standard deviation must not be negative, found {vals[0]}", args[0].loc)
+    if kind == "uniform" and len(vals) == 1:
+        raise SpecError(f"uniform(a, b) needs both bounds, found one: write uniform({-abs(vals[0])}, "
+                        f"{abs(vals[0])}) for U(-{abs(vals[0])}, {abs(vals[0])})", e.loc)
+    if kind == "uniform" and vals and not vals[0] < vals[1]:
+        raise SpecError(f"uniform(a, b) needs a < b, found a = {vals[0]}, b = {vals[1]}", args[0].loc)
     return (kind, *vals)
 
 
 def _leaf(s, scope, table: dict, make, kind: str):
     ty = declared_type(s.type, scope, bind_new=False)
+    if not all(isinstance(d, int) for d in ty.shape):
+        raise SpecError(f"{kind} `{scope.path(s.name)}` has the symbolic shape {show_shape(ty.shape)}: "
+                        f"a {kind}'s sizes must be known when compiling (ints or consts, not dims "
+                        f"like B that only the data fixes)", s.loc)
     init = init_spec(s.init, scope)
     path = scope.path(s.name)
     if path in table:                     # a shared instance: the same leaf again
@@ -93,11 +103,21 @@ def _leaf(s, scope, table: dict, make, kind: str):
 
 
 def _param(s: A.ParamDecl, scope):
-    _leaf(s, scope, scope.ctx.params, param_leaf, "param")
+    _poison_on_error(s, scope, lambda: _leaf(s, scope, scope.ctx.params, param_leaf, "param"))
 
 
 def _state(s: A.StateDecl, scope):
-    scope.states[s.name] = _leaf(s, scope, scope.ctx.states, state_leaf, "state")
+    scope.states[s.name] = _poison_on_error(s, scope, lambda: _leaf(s, scope, scope.ctx.states, state_leaf, "state"))
+
+
+def _poison_on_error(s, scope, declare):
+    """A declaration that fails still binds its name (to POISON): one error, not one per use."""
+    try:
+        return declare()
+    except Exception:
+        if not scope.has_local(s.name):
+            scope.bind(s.name, POISON, s.loc)
+        raise
 
 
 # -- bindings and results --------------------------------------------------------

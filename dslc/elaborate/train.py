@@ -255,8 +255,14 @@ def _positive(field_name):
     return read
 
 
+MAX_SEED = 2 ** 31 - 1     # the runtime keys random draws with seed * 2**32 + step in int64
+
+
 def _seed(e, ctx):
-    return "seed", integer(ctx, e, 0, "a non-negative integer seed")
+    v = integer(ctx, e, 0, "a non-negative integer seed")
+    if v > MAX_SEED:
+        raise SpecError(f"the seed must be at most {MAX_SEED} (2**31 - 1), found {v}", e.loc)
+    return "seed", v
 
 
 def _steps(e, ctx):

@@ -128,6 +128,10 @@ def apply(op: str, *inputs: Node, loc: Loc | None = None, hint: str | None = Non
         assert isinstance(x, Node), f"{op}: input {x!r} is not a Node"
     try:
         ty = prim.shape([x.type for x in inputs], **attrs)
+        bad = next((d for d in ty.shape if isinstance(d, int) and d < 1), None)
+        if bad is not None:     # ONNX and the runtime need at least one element per axis
+            raise ShapeError(f"{op} would make a tensor of shape {ty} with a "
+                             f"{'zero-size' if bad == 0 else 'negative'} dim; every dim must be at least 1")
     except ShapeError as e:
         raise SpecError(str(e), loc if loc is not None else _loc.get()) from None
     return Node(op, inputs, attrs, ty, loc, hint)

@@ -266,6 +266,14 @@ def _one_hot_shape(types, depth, dtype):
     return TensorType(dtype, t.shape + (depth,))
 
 
+def _one_hot_onnx(b, x, depth, dtype):
+    # one_hot(x)[..., k] = cast(x[..., None] == k): Equal + Cast runs for every dtype
+    # (ONNX Runtime has no OneHot kernel with double values), and a label outside
+    # [0, depth) gives an all-zero row rather than OneHot's wrap-around of negatives
+    hit = b.Equal(b.Unsqueeze(x, b.ints([-1])), b.ints(range(depth)))
+    return hit if dtype == "bool" else b.Cast(hit, to=b.onnx_dtype(dtype))
+
+
 primitive("one_hot", "shape", _one_hot_shape, vjp=lambda g, out, x, depth, dtype: (None,),
-          onnx=lambda b, x, depth, dtype: b.OneHot(x, b.ints([depth]), b.array([0, 1], dtype), axis=-1),
+          onnx=_one_hot_onnx,
           np=lambda x, depth, dtype: np.eye(depth, dtype=NUMPY[dtype])[x])

@@ -217,7 +217,16 @@ class ToAst(Transformer):
     def number(self, ch):
         text = str(ch[0])
         is_int = text.isdigit()
-        value = int(text) if is_int else float(text)
+        if is_int and (len(text.lstrip("0")) > 19 or int(text.lstrip("0") or "0") > 2 ** 63 - 1):
+            shown = text if len(text) <= 24 else f"{text[:8]}…({len(text)} digits)"
+            raise SpecError(f"the integer {shown} is too large: integers must fit in 64 bits "
+                            f"(at most {2 ** 63 - 1}); write a float such as 1e20 for a big number",
+                            self.at(ch[0]))
+        value = int(text.lstrip("0") or "0") if is_int else float(text)
+        if not is_int and value == float("inf"):
+            shown = text if len(text) <= 24 else f"{text[:8]}…"
+            raise SpecError(f"the number {shown} is too large for a float (the largest is about 1.8e308)",
+                            self.at(ch[0]))
         return A.Num(value, is_int, text=text, loc=self.at(ch[0]))
 
     def string(self, ch):

@@ -60,7 +60,7 @@ def _parse(text: str, filename: str) -> A.Program:
         items = _parse_once(text, source)
     except SpecError as first:
         errors = [SpecError(e.message, e.loc, e.notes)
-                  for e in (_collect_errors(text, source) or [first])]
+                  for e in (_collect_errors(text, source, first) or [first])]
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     comments, blanks = scan_comments(text)
     items = [dataclasses.replace(it, doc=doc_text(doc_comments(comments, it.loc.line)))
@@ -81,31 +81,50 @@ def _parse_once(text: str, source: Source) -> list:
         raise _syntax_error(e, lark, source) from None
 
 
-def _collect_errors(text: str, source: Source) -> list[SpecError]:
-    """Errors of each item separately, skipping bad lines to find more."""
+def _collect_errors(text: str, source: Source, first: SpecError | None = None) -> list[SpecError]:
+    """Errors of each item separately, skipping bad lines to find more.
+
+    Items before the one holding the first error parsed (LALR reads left to
+    right), so recovery starts there; each item is parsed on its own text and
+    its errors moved to the item's lines, so the work stays linear in the file."""
     lines = text.split("\n")
     starts = [i for i, l in enumerate(lines) if _ITEM_START.match(l)]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     errors: list[SpecError] = []
+    first_line = first.line if first is not None else 1
     for a, b in zip(starts, starts[1:] + [len(lines)]):
+        if b < first_line and b != len(lines):
+            continue                       # this item parsed in the first reading
         chunk = lines[a:b]
         last = 0
+        if first is not None and a < first_line <= b:   # its first error is known: skip its line
+            errors.append(first)
+            last = first_line - a
+            if isinstance(first, _Fatal) or last == 1:
+                continue
+            chunk[last - 1] = _keep_closing_braces(chunk[last - 1])
         for _ in range(_MAX_ERRORS):
             try:
-                _parse_once("\n" * a + "\n".join(chunk), source)
+                _parse_once("\n".join(chunk), source)
                 break
             except SpecError as e:
-                if e.line <= last or not (a < e.line <= b):
+                if e.line <= last or not (0 < e.line <= b - a):
                     break
-                errors.append(e)
+                errors.append(_moved(e, a, source))
                 last = e.line
-                if isinstance(e, _Fatal) or e.line == a + 1 or len(errors) >= _MAX_ERRORS:
+                if isinstance(e, _Fatal) or e.line == 1 or len(errors) >= _MAX_ERRORS:
                     break
-                chunk[e.line - 1 - a] = _keep_closing_braces(chunk[e.line - 1 - a])
+                chunk[e.line - 1] = _keep_closing_braces(chunk[e.line - 1])
         if len(errors) >= _MAX_ERRORS:
             break
     return errors
+
+
+def _moved(e: SpecError, lines: int, source: Source) -> SpecError:
+    """e, read from an item's own text, at its place in the file (`lines` further down)."""
+    loc = Loc(source.filename, e.line + lines, e.column, source)
+    return type(e)(e.message, loc, e.notes) if type(e) in (SpecError, _Fatal) else SpecError(e.message, loc, e.notes)
 
 
 def _keep_closing_braces(line: str) -> str:

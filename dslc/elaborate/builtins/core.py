@@ -204,6 +204,11 @@ def lift_to(v, dtype: str, other: Node | None = None) -> Node:
         what = other.type if other is not None else "an i64 tensor"
         raise ShapeError(f"cannot combine {what} with the float {v}: cast the integer tensor "
                          f'first (cast(x, "f32"))')
+    if dtype in ("f32", "f64") and not isinstance(v, (bool, np.bool_)):
+        big = float(np.finfo(np.float32 if dtype == "f32" else np.float64).max)
+        if np.isfinite(float(v)) and abs(float(v)) > big:    # would silently become inf
+            raise ShapeError(f"the number {v} does not fit {dtype} (its largest value is about {big:.3g})"
+                             + ("; use f64 tensors for it" if dtype == "f32" else ""))
     return const(v, dtype)
 
 

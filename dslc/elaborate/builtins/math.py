@@ -324,6 +324,9 @@ def _entry_text(it) -> str:
     return ":" if it is None else show(it)
 
 
+_HUGE = 2 ** 62     # indices beyond this cannot be an element of any tensor (and +1 must fit int64)
+
+
 @builtin("x:tensor, items:items")
 def index(x, items):
     """x[items]: per axis an int (drops the axis; negative counts from the end),
@@ -340,6 +343,10 @@ def index(x, items):
             continue
         if isinstance(it, slice):
             it = (it.start, it.stop, it.step)
+        ints = [v for v in (it if isinstance(it, (tuple, list)) else (it,)) if isinstance(v, int)]
+        if any(abs(v) >= _HUGE for v in ints):    # no axis is that long, symbolic or not
+            what = "slice" if isinstance(it, (tuple, list)) else "index"
+            raise ShapeError(f"{where}: {what} {_entry_text(it)} is out of range for axis {ax} of size {show(d)}")
         if isinstance(it, (tuple, list)):           # a slice
             start, stop, step = (tuple(it) + (None,))[:3]
             step = 1 if step is None else step
