@@ -435,6 +435,10 @@ class Trainer:
     def write_outputs(self, folder) -> None:
         """model.onnx (when an inference graph is known), history.csv/.jsonl, curves.png."""
         folder = ensure_folder(folder)
+        outputs = ("model.onnx", "history.csv", "history.jsonl", "curves.png")
+        for left in folder.glob("*.tmp"):      # temp files of a write that a crash interrupted
+            if left.name.startswith(outputs) and left.is_file():
+                left.unlink()
         if self.inference is not None:
             self.export(folder / "model.onnx")
         write_history(folder, self.history)

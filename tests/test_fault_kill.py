@@ -67,7 +67,7 @@ def _final(out: Path) -> tuple[dict, list, dict]:
     meta = json.loads((out / "checkpoint" / "checkpoint.json").read_text())
     with np.load(out / "checkpoint" / meta["carried"]) as z:
         carried = {k: z[k] for k in z.files}
-    hist = [{k: v for k, v in row.items() if k not in ("time", "examples_per_s")}   # wall-clock figures for row in meta["history"]]
+    hist = [{k: v for k, v in row.items() if k not in ("time", "examples_per_s")} for row in meta["history"]]
     model = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out / "model.onnx")).graph.initializer}
     return carried, hist, model
 
