@@ -132,6 +132,16 @@ ROWS = [
       f((1, 2, 4, 4)), f((2, 2, 3, 3))),
     R("conv2d_stride2", lambda x, w: P("conv", x, w, strides=(2, 2), pads=((0, 1), (1, 0)), dilations=(1, 1)),
       f((1, 1, 5, 6)), f((2, 1, 2, 3))),
+    R("max_pool2d", lambda x: P("max_pool", x, kernel=(2, 2), strides=(2, 2)), f((2, 3, 5, 4))),
+    R("max_pool2d_overlap", lambda x: P("max_pool", x, kernel=(3, 2), strides=(1, 2)), f((1, 2, 5, 5))),
+    R("max_pool1d", lambda x: P("max_pool", x, kernel=(3,), strides=(2,)), f((2, 2, 7))),
+    R("max_pool_symbolic", lambda x: P("max_pool", x, kernel=(2, 2), strides=(2, 2)), f(("B", 2, 4, 4))),
+    R("max_pool_grad", lambda x, g: P("max_pool_grad", x, g, kernel=(2, 2), strides=(2, 2)),
+      f((2, 2, 4, 5)), f((2, 2, 2, 2))),
+    R("max_pool_grad_overlap", lambda x, g: P("max_pool_grad", x, g, kernel=(3, 3), strides=(1, 1)),
+      f((1, 2, 5, 4)), f((1, 2, 3, 2))),
+    R("max_pool_pick", lambda x, h: P("max_pool_pick", x, h, kernel=(2, 2), strides=(1, 2)),
+      f((2, 2, 4, 4)), f((2, 2, 4, 4))),
 ]
 
 # -- scan: recurrent cells, backprop through time (symbolic T)

@@ -86,6 +86,8 @@ def _pool(x, size, stride, fname: str, how: str):
         if known(o) and o < 1:
             raise ShapeError(f"{fname} of size {list(ks)} does not fit in {x.type}")
         outs.append(o)
+    if how == "max":            # ONNX MaxPool; its gradient goes through MaxPool's indices
+        return P("max_pool", x, kernel=tuple(ks), strides=tuple(ss))
     sp = tuple(range(2, 2 + nsp))
     if ks == ss:
         # disjoint windows: drop the floor remainder, split each axis into
