@@ -1,10 +1,11 @@
 """Graph passes: each takes roots and returns (roots, changed). Dead code is
 gone by construction: a graph is what its roots reach."""
 from .cse import cse
+from .fold import fold
 from .simplify import simplify
 from .specialize import specialize
 
-PIPELINE = (simplify, cse)
+PIPELINE = (simplify, fold, cse)
 
 
 def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
@@ -19,4 +20,4 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "simplify", "specialize", "optimize", "PIPELINE"]
+__all__ = ["cse", "fold", "simplify", "specialize", "optimize", "PIPELINE"]
