@@ -83,8 +83,10 @@ def cmd_train(a) -> int:
         overrides["batch"] = a.batch
     if a.data:
         overrides["data"] = a.data
-    trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
-                      **overrides)
+    if a.threads is not None and a.threads < 1:
+        raise UsageError(f"--threads must be a positive number of threads, found {a.threads}")
+    trainer = Trainer(c, device=a.device, threads=a.threads, spec_path=a.spec,
+                      progress=None if not a.no_progress else False, **overrides)
     trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
@@ -168,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default runs/MODEL)")
     s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: its own choice)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("fmt", help="print the spec in canonical layout")
