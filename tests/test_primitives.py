@@ -138,6 +138,8 @@ ROWS = [
                                          dilations=(1, 2), out_pad=(1, 0)), f((2, 3, 3, 3)), f((3, 2, 2, 2))),
     R("conv_transpose1d", lambda g, w: P("conv_transpose", g, w, strides=(1,), pads=((1, 1),), dilations=(1,),
                                          out_pad=(0,)), f((2, 2, 5)), f((2, 3, 3))),
+    R("log_softmax", lambda x: P("log_softmax", x, axis=1), f((3, 4))),
+    R("log_softmax_axis0", lambda x: P("log_softmax", x, axis=0), f((3, 2, 2))),
     R("max_pool2d", lambda x: P("max_pool", x, kernel=(2, 2), strides=(2, 2)), f((2, 3, 5, 4))),
     R("max_pool2d_overlap", lambda x: P("max_pool", x, kernel=(3, 2), strides=(1, 2)), f((1, 2, 5, 5))),
     R("max_pool1d", lambda x: P("max_pool", x, kernel=(3,), strides=(2,)), f((2, 2, 7))),
