@@ -100,3 +100,20 @@ def test_folding_keeps_the_numbers(path):
             got = evaluate(folded, feeds)
             for k in want:
                 np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=f"{name}/{role}/{k}")
+
+
+def test_transpose_of_unit_axes_becomes_reshape():
+    from dslc.ir import Sym
+    from dslc.passes.simplify import simplify
+    x = input_("x", TensorType("f32", (Sym.var("B"), 1, 4, 4)))
+    t = P("transpose", x, perm=(1, 0, 2, 3))           # [1, B, 4, 4]: the same data order
+    u = P("transpose", x, perm=(0, 2, 1, 3))           # [B, 4, 1, 4]: also a reshape
+    v = P("transpose", x, perm=(0, 1, 3, 2))           # a real transpose stays
+    r, changed = simplify({"t": t, "u": u, "v": v})
+    assert changed and r["t"].op == "reshape" and r["u"].op == "reshape" and r["v"].op == "transpose"
+    assert r["t"].type == t.type and r["u"].type == u.type
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.random((3, 1, 4, 4)).astype(np.float32)}
+    want, got = evaluate({"t": t, "u": u}, feeds), evaluate({"t": r["t"], "u": r["u"]}, feeds)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.node import Node
+from ..ir.node import Node, apply as P
 from .rewrite import rebuild
 
 
 def _const(n: Node, v: float) -> bool:
     return n.op == "const" and n.attrs["value"].size == 1 and float(n.attrs["value"].reshape(())) == v \
         or n.op == "fill" and n.attrs["value"] == v
+
+
+def _keeps_order(shape, perm) -> bool:
+    """perm reorders only axes of size 1: the other axes (symbolic ones too) stay in order."""
+    big = [p for p in perm if shape[p] != 1]
+    return big == sorted(big) and list(perm) != list(range(len(perm)))
 
 
 def _same(a: Node, b: Node) -> bool:      # replacing b by a keeps the type
@@ -32,6 +38,9 @@ RULES = [
     # reshape / expand to the same shape -> x
     ("reshape", lambda n, a: a.shape == n.shape, lambda n, a: a),
     ("expand", lambda n, a: a.shape == n.shape, lambda n, a: a),
+    # transpose(x, p) -> reshape(x) when p moves only size-1 axes (the data order stays)
+    ("transpose", lambda n, a: _keeps_order(a.shape, n.attrs["perm"]),
+     lambda n, a: P("reshape", a, shape=n.shape, loc=n.loc)),
     # transpose(transpose(x, p), q) -> x when q undoes p
     ("transpose", lambda n, a: a.op == "transpose"
      and list(np.asarray(a.attrs["perm"])[list(n.attrs["perm"])]) == list(range(n.rank)),
