@@ -162,14 +162,28 @@ class StepRunner:
         self.sets = [{i: self._buffer(values[i]) for i, _ in self.pairs},
                      {i: self._buffer(values[i]) for i, _ in self.pairs}]
         self.bindings = []
+        # scalar host outputs (losses, metrics) go to fixed CPU buffers read after each run;
+        # others are allocated by ORT per run (get_outputs)
+        types = {o.name: o for o in self.session.get_outputs()}
+        np_type = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+                   "tensor(bool)": np.bool_}
+        self.fixed = {}
+        for name in self.host_outputs:
+            o = types[name]
+            if o.shape == [] and o.type in np_type:
+                self.fixed[name] = ort.OrtValue.ortvalue_from_numpy(np.zeros((), np_type[o.type]))
         for src in (0, 1):
             b = self.session.io_binding()
             for i, o in self.pairs:
                 b.bind_ortvalue_input(i, self.sets[src][i])
                 b.bind_ortvalue_output(o, self.sets[1 - src][i])
             for name in self.host_outputs:
-                b.bind_output(name, "cpu")
+                if name in self.fixed:
+                    b.bind_ortvalue_output(name, self.fixed[name])
+                else:
+                    b.bind_output(name, "cpu")
             self.bindings.append(b)
+        self.bound = [{}, {}]           # per binding: scalar inputs bound last time (kept when unchanged)
         self.k = 0                      # the set holding the current values
 
     @property
@@ -183,15 +197,26 @@ class StepRunner:
     def run(self, host_inputs: dict) -> dict:
         """One step: host_inputs (name -> array) copied in; returns the host outputs
         as arrays. The carried sets swap: `carried` now holds the new values."""
-        b = self.bindings[self.k]
+        b, bound = self.bindings[self.k], self.bound[self.k]
         keep = []   # the device copies must outlive the run
         for name, value in host_inputs.items():
+            value = np.asarray(value)
+            if value.ndim == 0:             # step scalars (lr, seed, select) rarely change
+                key = (value.dtype.str, value.tobytes())
+                if bound.get(name, (None,))[0] == key:
+                    continue
             v = to_device(value, self.device)
-            keep.append(v)
+            if value.ndim == 0:
+                bound[name] = (key, v)      # the binding points at v: keep it alive
+            else:
+                keep.append(v)
             b.bind_ortvalue_input(name, v)
         self.session.run_with_iobinding(b)
-        outs = b.get_outputs()
-        n = len(self.pairs)
-        host = {name: np.array(outs[n + j].numpy(), copy=True) for j, name in enumerate(self.host_outputs)}
+        host = {name: np.array(v.numpy(), copy=True) for name, v in self.fixed.items()}
+        if len(host) < len(self.host_outputs):
+            outs = b.get_outputs()
+            n = len(self.pairs)
+            host.update({name: np.array(outs[n + j].numpy(), copy=True)
+                         for j, name in enumerate(self.host_outputs) if name not in self.fixed})
         self.k = 1 - self.k
         return host

@@ -151,3 +151,21 @@ def test_cuda_steps_match_cpu():
     gpu = Trainer(c, device="cuda", log=lambda *a: None)
     for b in batches:
         assert abs(cpu.train_step(b)["loss"] - gpu.train_step(b)["loss"]) < 1e-4
+
+
+def test_changed_step_scalars_are_rebound():
+    """Scalars stay bound while unchanged; a new value (lr = 0) takes effect at once, on both bindings."""
+    c = _compiled()
+    t = Trainer(c, threads=1, log=lambda *a: None)
+    batches = _batches(4)
+    t.train_step(batches[0])
+    t.train_step(batches[1])
+    t.settings["hyper"]["lr"] = 0.0
+    before = t.params()
+    t.train_step(batches[2])
+    t.train_step(batches[3])
+    for k, v in t.params().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    t.settings["hyper"]["lr"] = 1e-2
+    t.train_step(batches[0])
+    assert any(not np.array_equal(t.params()[k], before[k]) for k in before)
