@@ -280,20 +280,20 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time figures")
     ap.add_argument("--counts", action="store_true", help="print training-graph node counts by op type")
     a = ap.parse_args(argv)
+    if a.device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
+        print(f"--device {a.device}: cannot run on CUDA here: this onnxruntime has no CUDA provider "
+              f"(available: {', '.join(ort.get_available_providers())}); pip install -e '.[gpu]' "
+              "on a machine with an NVIDIA GPU", file=sys.stderr)
+        return 2
     try:
         import torch
     except ImportError:
         print("bench/step.py needs PyTorch: pip install -e '.[bench]'", file=sys.stderr)
         return 2
-    if a.device.startswith("cuda"):
-        missing = []
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            missing.append("onnxruntime has no CUDA provider (pip install -e '.[gpu]')")
-        if not torch.cuda.is_available():
-            missing.append("torch sees no CUDA device")
-        if missing:
-            print("--device cuda: cannot run on CUDA here: " + "; ".join(missing), file=sys.stderr)
-            return 2
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"--device {a.device}: cannot run on CUDA here: this torch ({torch.__version__}) sees no CUDA device",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     sync = torch.cuda.synchronize if a.device.startswith("cuda") else None
     names = [w for w in WORKLOADS if not a.only or w.lower() in a.only.lower().split(",")]

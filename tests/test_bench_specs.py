@@ -27,3 +27,12 @@ def test_workload_compiles_and_steps(wl):
         assert abs(raw.step(b) - trainer.step(b)) < 1e-5
     assert np.isfinite(raw.step(data[0]))
     assert sum(step.node_counts(c).values()) > 0
+
+
+def test_cuda_option_says_clearly_when_there_is_no_gpu(capsys):
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has a CUDA provider")
+    assert step.main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run on CUDA here" in err and "no CUDA provider" in err
