@@ -117,3 +117,20 @@ def test_transpose_of_unit_axes_becomes_reshape():
     want, got = evaluate({"t": t, "u": u}, feeds), evaluate({"t": r["t"], "u": r["u"]}, feeds)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_broadcast_single_values_stay_single_golden():
+    """The cross-entropy backward's chain expand -> div -> neg -> unsqueeze -> expand -> mul
+    becomes scalar arithmetic and one broadcasting multiply."""
+    from dslc.ir import Sym
+    from dslc.passes.simplify import simplify
+    B = Sym.var("B")
+    oh = input_("oh", TensorType("f32", (B, 10)))
+    n = input_("n", TensorType("f32", ()))
+    g = P("expand", const(1.0), shape=(B,)) / n
+    h = P("expand", P("unsqueeze", -g, axes=(1,)), shape=(B, 10)) * oh
+    r = passes.optimize({"h": h}, passes=(simplify,))
+    text = Graph(r).print(locs=False)
+    assert "unsqueeze" not in text and text.count("expand") == 0, text
+    feeds = {"oh": np.random.default_rng(0).random((3, 10)).astype(np.float32), "n": np.float32(3.0)}
+    np.testing.assert_array_equal(evaluate(r, feeds)["h"], evaluate({"h": h}, feeds)["h"])

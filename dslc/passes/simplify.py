@@ -23,6 +23,35 @@ def _same(a: Node, b: Node) -> bool:      # replacing b by a keeps the type
     return a.type == b.type
 
 
+def _bshape(*shapes):
+    from ..ops.registry import broadcast_shapes
+    try:
+        return broadcast_shapes(*shapes)
+    except Exception:  # noqa: BLE001 - shapes that do not broadcast: the rule does not apply
+        return None
+
+
+def _scalarish(n: Node) -> bool:          # one entry: rank 0 or all dims 1
+    return all(d == 1 for d in n.shape)
+
+
+def _unexpand_ok(n: Node, e: Node, other: Node) -> bool:
+    """In n = e op other (either order) with e = expand(x): broadcasting x with other already gives n's shape."""
+    return e.op == "expand" and _bshape(e.inputs[0].shape, other.shape) == n.shape
+
+
+def _binary(n: Node, a: Node, b: Node) -> Node:
+    return P(n.op, a, b, loc=n.loc)
+
+
+def _expand(x: Node, n: Node) -> Node:
+    return P("expand", x, shape=n.shape, loc=n.loc)
+
+
+BROADCASTING = ("add", "sub", "mul", "div")
+UNARY = ("neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "cast")
+
+
 RULES = [
     # x * 1 -> x ; 1 * x -> x
     ("mul", lambda n, a, b: _const(b, 1.0) and _same(a, n), lambda n, a, b: a),
@@ -38,6 +67,13 @@ RULES = [
     # reshape / expand to the same shape -> x
     ("reshape", lambda n, a: a.shape == n.shape, lambda n, a: a),
     ("expand", lambda n, a: a.shape == n.shape, lambda n, a: a),
+    # expand(expand(x)) -> expand(x)
+    ("expand", lambda n, a: a.op == "expand", lambda n, a: _expand(a.inputs[0], n)),
+    # unsqueeze / reshape of a broadcast single value -> one expand of it
+    ("unsqueeze", lambda n, a: a.op == "expand" and _scalarish(a.inputs[0]) and a.inputs[0].rank <= n.rank,
+     lambda n, a: _expand(a.inputs[0], n)),
+    ("reshape", lambda n, a: a.op == "expand" and _scalarish(a.inputs[0]) and a.inputs[0].rank <= n.rank,
+     lambda n, a: _expand(a.inputs[0], n)),
     # transpose(x, p) -> reshape(x) when p moves only size-1 axes (the data order stays)
     ("transpose", lambda n, a: _keeps_order(a.shape, n.attrs["perm"]),
      lambda n, a: P("reshape", a, shape=n.shape, loc=n.loc)),
@@ -46,6 +82,24 @@ RULES = [
      and list(np.asarray(a.attrs["perm"])[list(n.attrs["perm"])]) == list(range(n.rank)),
      lambda n, a: a.inputs[0]),
 ]
+
+for _op in BROADCASTING:
+    RULES += [
+        # x op expand(y) -> x op y (and mirrored) when broadcasting already gives the shape
+        (_op, lambda n, a, b: _unexpand_ok(n, b, a), lambda n, a, b: _binary(n, a, b.inputs[0])),
+        (_op, lambda n, a, b: _unexpand_ok(n, a, b), lambda n, a, b: _binary(n, a.inputs[0], b)),
+        # expand(x) op s -> expand(x op s) for a single value s: the op runs on x's entries only
+        (_op, lambda n, a, b: a.op == "expand" and _scalarish(b)
+         and _bshape(a.inputs[0].shape, b.shape) == a.inputs[0].shape,
+         lambda n, a, b: _expand(_binary(n, a.inputs[0], b), n)),
+        (_op, lambda n, a, b: b.op == "expand" and _scalarish(a)
+         and _bshape(a.shape, b.inputs[0].shape) == b.inputs[0].shape,
+         lambda n, a, b: _expand(_binary(n, a, b.inputs[0]), n)),
+    ]
+for _op in UNARY:
+    # f(expand(x)) -> expand(f(x)): f is elementwise
+    RULES.append((_op, lambda n, a: a.op == "expand",
+                  lambda n, a: _expand(P(n.op, a.inputs[0], loc=n.loc, **n.attrs), n)))
 
 _BY_OP: dict[str, list] = {}
 for _op, _test, _rw in RULES:
@@ -56,6 +110,8 @@ def simplify(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
     def fn(n, ins):
         for test, rw in _BY_OP.get(n.op, ()):
             if test(n, *ins):
-                return rw(n, *ins)
+                r = rw(n, *ins)
+                if r.type == n.type:        # every rewrite keeps the value's type
+                    return r
         return None
     return rebuild(roots, fn)
