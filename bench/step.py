@@ -295,6 +295,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)      # as dslc's sessions do (session.set_denormal_as_zero)
     sync = torch.cuda.synchronize if a.device.startswith("cuda") else None
     names = [w for w in WORKLOADS if not a.only or w.lower() in a.only.lower().split(",")]
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  onnxruntime {ort.__version__}, torch {torch.__version__}, "
