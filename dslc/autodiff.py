@@ -6,8 +6,6 @@ differentiable primitives, so the result can be differentiated again.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from .errors import SpecError
 from .ir.graph import Graph
 from .ir.node import Node, apply as P, at, const
@@ -18,17 +16,18 @@ from .ops.shape import sum_to
 def vjp(outputs: list[Node], seeds: list[Node], wrt: list[Node]) -> list[Node | None]:
     """sum_k seeds_k . d outputs_k / d wrt, for each wrt node (None where no path)."""
     g = Graph({str(i): o for i, o in enumerate(outputs)})
-    dag = g.to_nx()
-    wanted = {w.id for w in wrt if w.id in dag}
-    # only nodes on a path wrt -> output need a gradient
-    live = set(wanted)
-    for w in wanted:
-        live |= nx.descendants(dag, w)
+    order = g.order()
+    # only nodes on a path wrt -> output need a gradient: one forward sweep
+    # in topological order marks everything that depends on a wrt node
+    live = {w.id for w in wrt}
+    for n in order:
+        if n.id not in live and any(i.id in live for i in n.inputs):
+            live.add(n.id)
     grads: dict[int, Node] = {}
     for o, s in zip(outputs, seeds):
         if o.id in live:
             _accumulate(grads, o, s)
-    for n in reversed(g.order()):
+    for n in reversed(order):
         if n.id not in grads or n.id not in live or not n.inputs:
             continue
         prim = get(n.op)

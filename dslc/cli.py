@@ -114,10 +114,14 @@ def cmd_train(a) -> int:
         overrides["batch"] = a.batch
     if a.data:
         overrides["data"] = a.data
+    if a.threads is not None and a.threads < 1:
+        raise UsageError(f"--threads must be a positive number of threads, found {a.threads}")
+    threads = a.threads
     if a.workers is not None:
-        overrides.update(workers=a.workers, address=a.address, threads=1)
-    trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
-                      **overrides)
+        overrides.update(workers=a.workers, address=a.address)
+        threads = threads or 1                   # one ONNX Runtime thread per worker by default
+    trainer = Trainer(c, device=a.device, threads=threads, spec_path=a.spec,
+                      progress=None if not a.no_progress else False, **overrides)
     from dslc_runtime import has_checkpoint, load_checkpoint
     ck = out / "checkpoint"
     if a.resume and not has_checkpoint(ck):
@@ -277,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, metavar="N",
                    help="data-parallel training on N Ray workers (same numbers as one process, same global batch)")
     s.add_argument("--address", help="the Ray cluster to join (default: start a local one); needs --workers")
+    s.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: its own choice)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("fmt", help="print the spec in canonical layout")

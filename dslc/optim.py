@@ -44,11 +44,13 @@ def rmsprop(th, g, s, lr, t, rho, eps):
 def adam(th, g, s, lr, t, beta1, beta2, eps):
     # m ← β1 m + (1 − β1) g ;  v ← β2 v + (1 − β2) g²
     # m̂ = m / (1 − β1^t) ;  v̂ = v / (1 − β2^t) ;  θ ← θ − η m̂ / (√v̂ + ε)
+    # with the bias corrections and η folded into per-step scalars (shared by all params):
+    #   θ ← θ − a_t m / (√v + ε_t),  a_t = η √(1 − β2^t) / (1 − β1^t),  ε_t = ε √(1 − β2^t)
     m = beta1 * s["m"] + (1.0 - beta1) * g
-    v = beta2 * s["v"] + (1.0 - beta2) * g * g
-    mhat = m / (1.0 - beta1 ** t)
-    vhat = v / (1.0 - beta2 ** t)
-    return th - lr * mhat / (sqrt(vhat) + eps), {"m": m, "v": v}
+    v = beta2 * s["v"] + (1.0 - beta2) * (g * g)
+    c2 = sqrt(1.0 - beta2 ** t)
+    a_t = lr * c2 / (1.0 - beta1 ** t)
+    return th - (a_t * m) / (sqrt(v) + eps * c2), {"m": m, "v": v}
 
 
 @dataclass

@@ -113,7 +113,7 @@ def validate_meta(meta, folder: Path) -> dict:
     epoch, step = meta["epoch"], meta["step"]
     if "round_pos" in meta and (not _is_int(meta["round_pos"]) or meta["round_pos"] < 0):
         bad(f"`round_pos` should be a non-negative integer, found {meta['round_pos']!r}")
-    if (epoch == 0) != (step == 0) or step < epoch:
+    if step < epoch:       # (steps without a finished epoch are fine: train_step then save)
         bad(f"epoch {epoch} and step {step} disagree (every epoch runs at least one step)")
     bpe = meta.get("batches_per_epoch")
     if bpe is not None:

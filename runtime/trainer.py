@@ -21,7 +21,7 @@ from .export import with_weights
 from .files import ensure_folder, save_model
 from .manifest import DTYPES, Manifest, read_manifest, stopping_mode
 from .report import plot_curves, write_history
-from .session import BoundRunner, Device, make_session, to_device
+from .session import BoundRunner, Device, StepRunner, make_session
 
 DEFAULTS = {"data": None, "split": None, "valid": None, "batch": 32, "epochs": 1, "seed": 0,
             "early_stopping": None}
@@ -165,10 +165,18 @@ class Trainer:
                                   f"found {arr.dtype}{list(arr.shape)} in {where}")
 
     def _set_carried(self, values: dict[str, np.ndarray]) -> None:
-        self.carried = {name: to_device(arr, self.device) for name, arr in values.items()}
+        m = self.manifest
+        self.stepper = StepRunner(self.session, self.device, [(c.input, c.output) for c in m.carried],
+                                  values, m.losses + m.metrics)
 
-    def _host_values(self) -> dict[str, np.ndarray]:
-        return {name: np.array(v.numpy(), copy=True) for name, v in self.carried.items()}
+    @property
+    def carried(self) -> dict:
+        """Carried input name -> OrtValue on the device holding its current value."""
+        return self.stepper.carried
+
+    def _host_values(self, carried: dict | None = None) -> dict[str, np.ndarray]:
+        carried = self.carried if carried is None else carried
+        return {name: np.array(v.numpy(), copy=True) for name, v in carried.items()}
 
     # ----- one step ------------------------------------------------------------------------
     def _hyper_feeds(self, loss: str) -> dict[str, np.ndarray]:
@@ -185,9 +193,8 @@ class Trainer:
         loss_name = self.settings["steps"][self.round_pos]
         host = {d.name: batch[d.name] for d in m.data}
         host.update(self._hyper_feeds(loss_name))
-        scalars = m.losses + m.metrics
         try:
-            new, out = self.runner.run(self.carried, host, [c.output for c in m.carried], scalars)
+            out = self.stepper.run(host)    # IOBinding bound once; the carried buffer sets swap
         except RuntimeFailure:
             raise
         except Exception as e:
@@ -195,8 +202,8 @@ class Trainer:
         values = {k: float(np.asarray(v)) for k, v in out.items()}
         for name in m.losses:
             if not math.isfinite(values[name]):
+                self.stepper.k = 1 - self.stepper.k     # keep the values this step started from
                 self._diverged(name, values[name], host)
-        self.carried = {c.input: new[c.output] for c in m.carried}
         self.step += 1
         self.round_pos = (self.round_pos + 1) % len(self.settings["steps"])
         return values
@@ -369,7 +376,8 @@ class Trainer:
     def params(self, averaged: bool = False) -> dict[str, np.ndarray]:
         """Current params and states, name -> array (averaged: Polyak averages in place of params)."""
         avg = self.manifest.averages() if averaged else {}
-        return {c.input: self.carried[avg.get(c.input, c.input)].numpy()
+        # copies: the device buffers are reused by the steps that follow
+        return {c.input: np.array(self.carried[avg.get(c.input, c.input)].numpy(), copy=True)
                 for c in self.manifest.carried if c.kind in ("param", "state")}
 
     def carried_values(self) -> dict[str, np.ndarray]:

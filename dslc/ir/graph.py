@@ -1,8 +1,12 @@
 """A graph: named roots and every node reachable from them.
 
 Graph algorithms come from networkx: `to_nx()` gives the DiGraph (edges go
-from an input to its user), `order()` a deterministic topological order
-(ties broken by creation), so printouts are stable and golden-testable.
+from an input to its user). `order()` is the deterministic topological order
+(ties broken by creation), so printouts are stable and golden-testable. A
+node is made after its inputs, so ids increase along every edge and the
+reachable nodes sorted by id are exactly networkx's lexicographical
+topological order; it is computed once per root set and cached (nodes are
+immutable, so the order of what a set of roots reaches never changes).
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from .node import Node
 from .registry import REGISTRY
 
 LEAVES = ("input", "param", "state", "const")
+_ORDERS: dict[tuple, list] = {}       # root ids -> topological order (recent root sets)
+_ORDERS_MAX = 64
 
 
 class Subgraph:
@@ -63,8 +69,21 @@ class Graph:
         return g
 
     def order(self) -> list[Node]:
-        g = self.to_nx()
-        return [g.nodes[i]["node"] for i in nx.lexicographical_topological_sort(g)]
+        key = tuple(sorted({n.id for n in self.roots.values()}))
+        got = _ORDERS.get(key)
+        if got is None:
+            seen: dict[int, Node] = {}
+            stack = list(self.roots.values())
+            while stack:
+                n = stack.pop()
+                if n.id not in seen:
+                    seen[n.id] = n
+                    stack.extend(i for i in n.inputs if i.id not in seen)
+            got = [seen[i] for i in sorted(seen)]      # ids increase along edges
+            if len(_ORDERS) >= _ORDERS_MAX:
+                _ORDERS.pop(next(iter(_ORDERS)))
+            _ORDERS[key] = got
+        return list(got)
 
     # -- printing ----------------------------------------------------------
     def names(self) -> dict[int, str]:

@@ -62,11 +62,20 @@ def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict
         names[n.id] = n.attrs["name"]
         input_names.add(n.attrs["name"])
     _emit(b, Graph(outputs).order(), names, set(initializers) | input_names)
-    outs = []
+    # each output is written by the node that produces it (its output renamed);
+    # Identity copies only for graph inputs and values that two outputs share
+    produced = {o for nd in b.nodes for o in nd.output}
+    renamed: dict[str, str] = {}
+    outs, copies = [], []
     for oname, n in outputs.items():
         src = names[n.id]
-        b.nodes.append(helper.make_node("Identity", [src], [oname]))
+        if src in produced and src not in renamed and src not in initializers:
+            renamed[src] = oname
+        else:
+            copies.append(helper.make_node("Identity", [renamed.get(src, src)], [oname]))
         outs.append(value_info(oname, n.type))
+    _rename(b.nodes, renamed)
+    b.nodes.extend(copies)
     graph = helper.make_graph(
         b.nodes, name,
         inputs=[value_info(n.attrs["name"], n.type) for n in inputs],
@@ -74,6 +83,27 @@ def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
         doc_string=doc)
     return graph
+
+
+def _rename(nodes, renamed: dict[str, str]) -> None:
+    """Rename values in place, in nested graphs (Scan/Loop bodies read outer names) too."""
+    if not renamed:
+        return
+    for nd in nodes:
+        for i, nm in enumerate(nd.input):
+            if nm in renamed:
+                nd.input[i] = renamed[nm]
+        for i, nm in enumerate(nd.output):
+            if nm in renamed:
+                nd.output[i] = renamed[nm]
+        for a in nd.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _rename(a.g.node, renamed)
+                for o in a.g.output:
+                    if o.name in renamed:
+                        o.name = renamed[o.name]
+            for sub in a.graphs:
+                _rename(sub.node, renamed)
 
 
 def _emit(b: OnnxBuilder, order: list[Node], names: dict[int, str], known: set[str]) -> None:

@@ -43,7 +43,8 @@ primitive("sign", "elementwise", same_as_input,
           vjp=lambda g, out, x: (None,),                                # flat almost everywhere
           onnx=lambda b, x: b.Sign(x), np=np.sign)
 primitive("relu", "elementwise", float_same,
-          vjp=lambda g, out, x: (zero_grad_where(P("gt", x, const(0.0, x.dtype)), g),),  # 1[x>0] dx
+          # d relu x = 1[x>0] dx: a multiply by the cast mask (ORT's Where is slower)
+          vjp=lambda g, out, x: (g * P("cast", P("gt", x, const(0.0, x.dtype)), dtype=x.dtype),),
           onnx=lambda b, x: b.Relu(x), np=lambda x: np.maximum(x, 0).astype(x.dtype))
 primitive("sigmoid", "elementwise", float_same,
           vjp=lambda g, out, x: (g * out * (1.0 - out),),               # s' = s (1 - s)

@@ -1,6 +1,8 @@
 """Network primitives: batched matmul and N-d convolution (NCHW / NCL)."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..ir import dims as D
@@ -77,9 +79,40 @@ def _dilate(g, axis, s):
     return slice_axis(u, axis, 0, D.add(D.mul(D.sub(n, 1), s), 1))
 
 
+def _conv_dw(x, g, w_shape, strides, pads, dilations):
+    """dw[o, c, t] = sum_n sum_j g[n, o, j] xpad[n, c, j s + t d]: a conv with batch and
+    channels swapped, stride d, dilation s; cropped to the kernel size."""
+    sp = tuple(range(2, len(w_shape)))
+    swap = (1, 0) + sp
+    dwt = P("conv", P("transpose", x, perm=swap), P("transpose", g, perm=swap),
+            strides=tuple(dilations), pads=tuple(pads), dilations=tuple(strides))
+    spec = tuple((ax, 0, w_shape[ax], 1) for ax in sp if dwt.shape[ax] != w_shape[ax])
+    if spec:
+        dwt = P("slice", dwt, spec=spec)
+    return P("transpose", dwt, perm=swap)
+
+
+def _transpose_pad(x_shape, g_shape, w_shape, strides, pads, dilations):
+    """output_padding r that makes conv_transpose(g) exactly x's size (the floor's
+    remainder): x = (g - 1) s + d (k - 1) + 1 - pb - pe + r; None when not a known number."""
+    out = []
+    for i, ax in enumerate(range(2, len(w_shape))):
+        full = D.add(D.mul(D.sub(g_shape[ax], 1), strides[i]), dilations[i] * (w_shape[ax] - 1) + 1)
+        r = D.sub(D.add(D.add(x_shape[ax], pads[i][0]), pads[i][1]), full)
+        if not isinstance(r, int) or not 0 <= r < max(strides[i], dilations[i]):
+            return None
+        out.append(r)
+    return tuple(out)
+
+
 def _conv_vjp(g, out, x, w, strides, pads, dilations):
     nsp = len(strides)
     sp = tuple(range(2, 2 + nsp))
+    out_pad = _transpose_pad(x.shape, g.shape, w.shape, strides, pads, dilations)
+    if out_pad is not None:
+        # dx = conv^T g: ONNX ConvTranspose with the same kernel and attributes
+        dx = P("conv_transpose", g, w, strides=strides, pads=pads, dilations=dilations, out_pad=out_pad)
+        return dx, _conv_dw(x, g, w.shape, strides, pads, dilations)
     # dx: a stride-1 convolution of the stride-dilated gradient with the flipped,
     # in/out-swapped kernel, over padded coordinates; then crop the padding.
     gd = g
@@ -98,15 +131,7 @@ def _conv_vjp(g, out, x, w, strides, pads, dilations):
     spec = tuple((ax, pads[i][0], D.add(pads[i][0], x.shape[ax]), 1) for i, ax in enumerate(sp)
                  if pads[i] != (0, 0))
     dx = P("slice", dxp, spec=spec) if spec else dxp
-    # dw[o, c, t] = sum_n sum_j g[n, o, j] xpad[n, c, j s + t d]: a conv with batch and
-    # channels swapped, stride d, dilation s; cropped to the kernel size.
-    swap = (1, 0) + sp
-    dwt = P("conv", P("transpose", x, perm=swap), P("transpose", g, perm=swap),
-            strides=tuple(dilations), pads=tuple(pads), dilations=tuple(strides))
-    spec = tuple((ax, 0, w.shape[ax], 1) for ax in sp if dwt.shape[ax] != w.shape[ax])
-    if spec:
-        dwt = P("slice", dwt, spec=spec)
-    return dx, P("transpose", dwt, perm=swap)
+    return dx, _conv_dw(x, g, w.shape, strides, pads, dilations)
 
 
 def _conv_onnx(b, x, w, strides, pads, dilations):
@@ -130,3 +155,42 @@ def _conv_np(x, w, strides, pads, dilations):
 
 
 primitive("conv", "nn", _conv_shape, vjp=_conv_vjp, onnx=_conv_onnx, np=_conv_np)
+
+
+# -- conv_transpose: the adjoint of conv in x; g [N, O, *S'], w [O, C, *K] -> [N, C, *S]
+def _conv_t_shape(types, strides, pads, dilations, out_pad):
+    g, w = types
+    if g.rank != w.rank or g.rank != len(strides) + 2 or g.shape[1] != w.shape[0] or g.dtype != w.dtype:
+        raise ShapeError(f"conv_transpose of {g} with kernel {w}: shapes do not fit")
+    spatial = tuple(D.add(D.sub(D.add(D.mul(D.sub(n, 1), s), d * (k - 1) + 1), pb + pe), r)
+                    for n, k, s, d, (pb, pe), r in zip(g.shape[2:], w.shape[2:], strides, dilations, pads, out_pad))
+    return TensorType(g.dtype, (g.shape[0], w.shape[1]) + spatial)
+
+
+def _conv_t_vjp(h, out, g, w, strides, pads, dilations, out_pad):
+    # <h, conv^T_w g> = <conv_w h, g>: linear in g with adjoint conv, and in w as conv's weight gradient
+    return (P("conv", h, w, strides=strides, pads=pads, dilations=dilations),
+            _conv_dw(h, g, w.shape, strides, pads, dilations))
+
+
+def _conv_t_onnx(b, g, w, strides, pads, dilations, out_pad):
+    return b.ConvTranspose(g, w, strides=list(strides), dilations=list(dilations), output_padding=list(out_pad),
+                           pads=[p[0] for p in pads] + [p[1] for p in pads])
+
+
+def _conv_t_np(g, w, strides, pads, dilations, out_pad):
+    # xpad[n, c, j s + t d] += sum_o w[o, c, t] g[n, o, j], then crop the padding
+    nsp = len(strides)
+    ks, gs = w.shape[2:], g.shape[2:]
+    full = [(n - 1) * s + d * (k - 1) + 1 + r for n, k, s, d, r in zip(gs, ks, strides, dilations, out_pad)]
+    xp = np.zeros((g.shape[0], w.shape[1], *full), dtype=g.dtype)
+    letters = "ijklmn"[:nsp]
+    for t in itertools.product(*(range(k) for k in ks)):
+        part = np.einsum(f"no{letters},oc->nc{letters}", g, w[(slice(None), slice(None)) + t])
+        idx = tuple(slice(ti * d, ti * d + (n - 1) * s + 1, s) for ti, d, n, s in zip(t, dilations, gs, strides))
+        xp[(slice(None), slice(None)) + idx] += part
+    crop = tuple(slice(pb, f - pe) for (pb, pe), f in zip(pads, full))
+    return xp[(slice(None), slice(None)) + crop].astype(g.dtype)
+
+
+primitive("conv_transpose", "nn", _conv_t_shape, vjp=_conv_t_vjp, onnx=_conv_t_onnx, np=_conv_t_np)

@@ -26,6 +26,8 @@ def sum_to(g, shape):
     lead = g.rank - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
                                       if d == 1 and g.shape[lead + i] != 1)
+    if lead and axes == tuple(range(lead)):      # only added leading axes: one sum, no reshape
+        return P("sum", g, axes=axes, keepdims=False)
     if axes:
         g = P("sum", g, axes=axes, keepdims=True)
     if lead or g.shape != tuple(shape):

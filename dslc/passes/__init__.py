@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 
 from .cse import cse
+from .fold import fold
 from .simplify import simplify
 from .specialize import specialize
 
-PIPELINE = (simplify, cse)
+PIPELINE = (simplify, fold, cse)
 _AFTER_EACH: list = []      # checks run on the roots after every pass (tests lint here)
 
 
@@ -36,4 +37,4 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "simplify", "specialize", "optimize", "PIPELINE", "check_after_each_pass"]
+__all__ = ["cse", "fold", "simplify", "specialize", "optimize", "PIPELINE", "check_after_each_pass"]

@@ -29,7 +29,7 @@ def log_softmax(x, axis=-1):
     """log softmax(x)_i = x_i - logsumexp(x)"""
     x = tensor(x)
     need_float(x, "log_softmax")
-    return x - logsumexp(x, norm_axis(axis, x.rank, x, "softmax"), keepdims=True)
+    return P("log_softmax", x, axis=norm_axis(axis, x.rank, x, "softmax"))     # ONNX LogSoftmax
 
 
 # -- convolution and pooling (NCL / NCHW) ----------------------------------------
@@ -88,6 +88,8 @@ def _pool(x, size, stride, fname: str, how: str):
         if known(o) and o < 1:
             raise ShapeError(f"{fname} of size {list(ks)} does not fit in {x.type}")
         outs.append(o)
+    if how == "max":            # ONNX MaxPool; its gradient goes through MaxPool's indices
+        return P("max_pool", x, kernel=tuple(ks), strides=tuple(ss))
     sp = tuple(range(2, 2 + nsp))
     if ks == ss:
         # disjoint windows: drop the floor remainder, split each axis into
@@ -221,8 +223,10 @@ def cross_entropy(logits, labels, reduce="mean"):
     k = z.shape[-1]
     if not known(k):
         raise ShapeError(f"cross_entropy needs a known number of classes, found {z.type}")
-    picked = P("sum", z * P("one_hot", y, depth=k, dtype=z.dtype), axes=(z.rank - 1,), keepdims=False)
-    return reduce_all(logsumexp(z, -1) - picked, reduce, "cross_entropy")
+    # -sum_k onehot(y)_k log softmax(z)_k: LogSoftmax, one-hot, multiply, sum
+    picked = P("sum", P("log_softmax", z, axis=z.rank - 1) * P("one_hot", y, depth=k, dtype=z.dtype),
+               axes=(z.rank - 1,), keepdims=False)
+    return reduce_all(-picked, reduce, "cross_entropy")
 
 
 @builtin("z:tensor, t:tensor, reduce:str='mean'")

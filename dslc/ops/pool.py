@@ -1,0 +1,128 @@
+"""Max pooling over NCL / NCHW windows as ONNX `MaxPool`, and its gradient
+through MaxPool's indices (no broadcast compare of every window).
+
+Three primitives close under differentiation (ties: the first maximum of a
+window wins, as in ONNX and PyTorch):
+  max_pool(x)          y[w] = max of window w of x
+  max_pool_grad(x, g)  S_x g: each g[w] added at the argmax of window w (shape of x)
+  max_pool_pick(x, h)  P_x h: h read at the argmax of each window (shape of y)
+S_x and P_x are adjoint linear maps in their second argument; the argmax is
+locally constant in x, so x gets no gradient through either.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import dims as D
+from ..ir.node import ShapeError, apply as P
+from ..ir.types import TensorType
+from .registry import primitive
+
+
+def pooled_shape(shape: tuple, kernel: tuple, strides: tuple) -> tuple:
+    """[N, C, *S] -> [N, C, *((S - k) / s + 1)] (windows that fit; floor)."""
+    return tuple(shape[:2]) + tuple(D.add(D.floordiv(D.sub(n, k), s), 1)
+                                    for n, k, s in zip(shape[2:], kernel, strides))
+
+
+def _check(t: TensorType, kernel, strides):
+    if t.rank != len(kernel) + 2 or t.rank not in (3, 4):
+        raise ShapeError(f"max pooling needs an NCL or NCHW input matching its window {list(kernel)}, found {t}")
+    if t.dtype not in ("f32", "f64"):
+        raise ShapeError(f"max pooling needs a float tensor, found {t}")
+
+
+def _pool_shape(types, kernel, strides):
+    (x,) = types
+    _check(x, kernel, strides)
+    return x.with_shape(pooled_shape(x.shape, kernel, strides))
+
+
+def _grad_shape(types, kernel, strides):
+    x, g = types
+    _check(x, kernel, strides)
+    if g.shape != pooled_shape(x.shape, kernel, strides) or g.dtype != x.dtype:
+        raise ShapeError(f"max_pool_grad: {g} is not the pooled shape of {x}")
+    return x
+
+
+def _pick_shape(types, kernel, strides):
+    x, h = types
+    _check(x, kernel, strides)
+    if h.shape != x.shape or h.dtype != x.dtype:
+        raise ShapeError(f"max_pool_pick: {h} does not match {x}")
+    return x.with_shape(pooled_shape(x.shape, kernel, strides))
+
+
+# -- NumPy reference: flat argmax index of every window (ONNX MaxPool's Indices)
+def _argmax_flat(x: np.ndarray, kernel, strides) -> np.ndarray:
+    nsp = len(kernel)
+    sp = tuple(range(2, 2 + nsp))
+    win = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=sp)
+    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]   # [N, C, *O, *K]
+    out_sp = win.shape[2:2 + nsp]
+    arg = win.reshape(win.shape[:2 + nsp] + (-1,)).argmax(-1)          # first maximum in the window
+    taps = np.unravel_index(arg, kernel)                               # offsets inside the window
+    grids = np.meshgrid(*[np.arange(o) for o in out_sp], indexing="ij")
+    pos = [grids[i] * strides[i] + taps[i] for i in range(nsp)]        # spatial position of the max
+    n, c = np.meshgrid(np.arange(x.shape[0]), np.arange(x.shape[1]), indexing="ij")
+    n = n.reshape(n.shape + (1,) * nsp)
+    c = c.reshape(c.shape + (1,) * nsp)
+    return np.ravel_multi_index((n, c, *pos), x.shape).astype(np.int64)
+
+
+def _pool_np(x, kernel, strides):
+    return x.reshape(-1)[_argmax_flat(x, kernel, strides)]
+
+
+def _grad_np(x, g, kernel, strides):
+    out = np.zeros(x.size, dtype=x.dtype)
+    np.add.at(out, _argmax_flat(x, kernel, strides).reshape(-1), g.reshape(-1))
+    return out.reshape(x.shape)
+
+
+def _pick_np(x, h, kernel, strides):
+    return h.reshape(-1)[_argmax_flat(x, kernel, strides)]
+
+
+# -- ONNX: MaxPool, with its Indices output for the gradient ---------------------
+def _maxpool(b, x, kernel, strides, indices=False):
+    """The forward value is a plain MaxPool (ORT runs it blocked, NCHWc); the
+    gradient's scatter and gather share one MaxPool with its Indices output
+    per (input, window) (ORT's indices kernel is slower, so only they pay for it)."""
+    if not indices:
+        return b.op("MaxPool", x, kernel_shape=list(kernel), strides=list(strides))
+    key = ("MaxPool+indices", x, tuple(kernel), tuple(strides))
+    if key not in b._cache:
+        b._cache[key] = b.op("MaxPool", x, _outputs=2, kernel_shape=list(kernel), strides=list(strides))
+    return b._cache[key]
+
+
+def _grad_onnx(b, x, g, kernel, strides):
+    _, idx = _maxpool(b, x, kernel, strides, indices=True)
+    if tuple(kernel) == tuple(strides):          # disjoint windows: each index once
+        return b.MaxUnpool(g, idx, b.Shape(x), kernel_shape=list(kernel), strides=list(strides))
+    flat = b.ints([-1])                          # overlapping windows: indices repeat, so add
+    zeros = b.Reshape(b.ConstantOfShape(b.Shape(x), value=b.tensor([0], b.node.dtype)), flat)
+    out = b.ScatterElements(zeros, b.Reshape(idx, flat), b.Reshape(g, flat), axis=0, reduction="add")
+    return b.Reshape(out, b.Shape(x))
+
+
+def _pick_onnx(b, x, h, kernel, strides):
+    _, idx = _maxpool(b, x, kernel, strides, indices=True)
+    flat = b.ints([-1])
+    return b.Reshape(b.GatherElements(b.Reshape(h, flat), b.Reshape(idx, flat), axis=0), b.Shape(idx))
+
+
+primitive("max_pool", "nn", _pool_shape,
+          # dy = dx at the argmax of each window
+          vjp=lambda g, out, x, kernel, strides: (P("max_pool_grad", x, g, kernel=kernel, strides=strides),),
+          onnx=lambda b, x, kernel, strides: _maxpool(b, x, kernel, strides), np=_pool_np)
+primitive("max_pool_grad", "nn", _grad_shape,
+          # linear in g with adjoint P_x; the argmax is locally constant in x
+          vjp=lambda gg, out, x, g, kernel, strides: (None, P("max_pool_pick", x, gg, kernel=kernel, strides=strides)),
+          onnx=_grad_onnx, np=_grad_np)
+primitive("max_pool_pick", "nn", _pick_shape,
+          # linear in h with adjoint S_x
+          vjp=lambda gg, out, x, h, kernel, strides: (None, P("max_pool_grad", x, gg, kernel=kernel, strides=strides)),
+          onnx=_pick_onnx, np=_pick_np)

@@ -1,0 +1,38 @@
+"""The benchmark's workloads (bench/specs/*.dl, issue 11) compile, pass the
+ONNX checker and run one training step; bench/step.py imports without torch."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = importlib.util.spec_from_file_location("bench_step", ROOT / "bench" / "step.py")
+step = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(step)
+
+
+@pytest.mark.parametrize("wl", list(step.WORKLOADS))
+def test_workload_compiles_and_steps(wl):
+    assert (step.SPECS / step.WORKLOADS[wl][0]).exists()
+    c = step.compile_workload(wl)
+    onnx.checker.check_model(c.training, full_check=True)
+    data = step.batches(wl, 2)
+    raw = step.DslcRaw(c, threads=1, device="cpu")
+    trainer = step.DslcTrainer(c, threads=1, device="cpu")
+    for b in data:                      # the two dslc loops take the same steps
+        assert abs(raw.step(b) - trainer.step(b)) < 1e-5
+    assert np.isfinite(raw.step(data[0]))
+    assert sum(step.node_counts(c).values()) > 0
+
+
+def test_cuda_option_says_clearly_when_there_is_no_gpu(capsys):
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has a CUDA provider")
+    assert step.main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run on CUDA here" in err and "no CUDA provider" in err
