@@ -20,9 +20,10 @@ from dslc.ir.graph import Graph
 from dslc.lower import lower_function
 from dslc.ops.leaves import input_, param
 from dslc.ops.random import random
-from dslc.ops.scan import scan, unroll
+from dslc.ops.scan import scan
 from dslc.ops.shape import slice_axis
 from dslc.passes import optimize
+from dslc.passes.unroll import unroll
 
 B, T = Sym.var("B"), Sym.var("T")
 F32 = "f32"
@@ -246,22 +247,23 @@ def test_specialize_sees_into_bodies():
     np.testing.assert_allclose(evaluate(inf, feeds)["h"][-1], h0v - xv.sum(0), rtol=1e-6)
 
 
-def test_unroll_option_and_errors():
+def test_unroll_pass_and_errors():
     n, m, t = 2, 3, 4
     xs, h0 = input_("xs", ty(t, B, n)), input_("h0", ty(B, m))
     W = param("W", ty(n, m))
     step = lambda c, x: [P("tanh", x @ W + c[0])]  # noqa: E731
     (hs,) = scan(step, xs, [h0])
-    (hu,) = scan(step, xs, [h0], unroll=True)
+    (hu,) = unroll({"h": hs})[0].values()
     assert all(nd.op != "scan" for nd in Graph({"h": hu}).order())
+    assert unroll({"h": hs}, max_length=3) == ({"h": hs}, False)        # longer than the limit: kept
     feeds = random_feeds(params_of({"h": hs}), {"B": 2}, np.random.default_rng(10))
     np.testing.assert_allclose(evaluate({"h": hs}, feeds)["h"], evaluate({"h": hu}, feeds)["h"], rtol=1e-6)
     with pytest.raises(SpecError, match=r"returns f32\[B, 2\] for carry 1, whose initial value is f32\[B, 3\]"):
         scan(lambda c, x: [x], xs, [h0])
     with pytest.raises(SpecError, match="random draws"):
         scan(lambda c, x: [c[0] * random("normal", (B, m))], xs, [h0])
-    with pytest.raises(SpecError, match="cannot unroll"):
-        scan(step, input_("s", ty(T, B, n)), [h0], unroll=True)
+    (hsym,) = scan(step, input_("s", ty(T, B, n)), [h0])
+    assert unroll({"h": hsym}) == ({"h": hsym}, False)                  # symbolic length: kept
 
 
 # -- ONNX: one graph for every length ------------------------------------------------------
