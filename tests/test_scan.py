@@ -348,3 +348,58 @@ def test_training_sequence_classifier():
         lab = (x[:, :, 0].sum(0) > 0).astype(np.int64)
         losses.append(tr.train_step({"xs": x, "y": lab})["loss"])
     assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8]), losses
+
+
+# -- the scan passes: residuals, dead values, weight gradients after the loop -----------
+def loops(roots):
+    """{(body label, reverse): body} of the distinct top-level loops (one ONNX Scan each)."""
+    out = {}
+    for nd in Graph(roots).order():
+        if nd.op == "scan":
+            out.setdefault((id(nd.attrs["body"]), nd.attrs["reverse"], tuple(i.id for i in nd.inputs)),
+                           nd.attrs["body"])
+    return list(out.values())
+
+
+def lstm_training_roots(t=T):
+    """The W3 shape in small: data xs, loss on hs[-1], gradients for the params only."""
+    n, m = 3, 4
+    xs = input_("xs", ty(t, B, n))
+    hs, _ = lstm(xs, zeros(B, m), zeros(B, m), n, m)
+    loss = P("sum", P("tanh", last(hs)), axes=(0, 1), keepdims=False)
+    leaves = params_of({"f": loss})
+    wrt = [leaves["lstm.W"], leaves["lstm.b"]]
+    return {"f": loss, **{f"d_{w.attrs['name']}": g for w, g in zip(wrt, grad(loss, wrt))}}, leaves
+
+
+def test_optimized_bptt_one_forward_loop_no_recompute_no_data_gradient():
+    roots, leaves = lstm_training_roots()
+    opt = optimize(roots)
+    Graph(opt).lint()
+    fwd = [b for b in loops(opt) if not any(p.attrs["name"].endswith("dy0") for p in b.xs)]
+    bwd = [b for b in loops(opt) if b not in fwd]
+    assert len(fwd) == 1 and len(bwd) == 1, [b.label for b in loops(opt)]
+    ops = [nd.op for nd in bwd[0].order()]
+    # the pullback reads the stacked gate activations: only dh = dgates Wᵀ multiplies in the loop
+    assert ops.count("matmul") == 1 and "sigmoid" not in ops and "tanh" not in ops, ops
+    # no dL/dx_t for the data sequence, no per-step weight-gradient carry: dW is one GEMM after the loop
+    assert [y.shape for y in bwd[0].ys] == [(B, 16)]
+    assert len(bwd[0].carries) == 2
+    feeds = random_feeds(leaves, {"B": 2, "T": 5}, np.random.default_rng(14))
+    a, b = evaluate(roots, feeds, dtype_override="f64"), evaluate(opt, feeds, dtype_override="f64")
+    for k in roots:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_prune_keeps_a_sequence_and_dedupes_outputs():
+    """A loop whose outputs read no sequence still runs T steps; equal ys are one output."""
+    from dslc.passes import prune_scans
+    xs, h0 = input_("xs", ty(4, B, 2)), input_("h0", ty(B, 2))
+    hs, gs = scan(lambda c, x: [c[0] * 2.0, c[1] + c[0]], xs, [h0, h0])
+    roots, changed = prune_scans({"g": last(gs)})
+    (body,) = loops(roots)
+    assert changed and len(body.xs) == 1 and len(body.carries) == 2 and len(body.ys) == 1
+    feeds = random_feeds(params_of({"g": gs}), {"B": 3}, np.random.default_rng(15))
+    np.testing.assert_allclose(evaluate(roots, feeds)["g"], evaluate({"g": last(gs)}, feeds)["g"], rtol=1e-6)
+    only_h, _ = prune_scans({"h": last(hs)})
+    assert len(loops(only_h)[0].carries) == 1                          # c[1] is read by nothing kept

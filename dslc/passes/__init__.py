@@ -1,10 +1,13 @@
 """Graph passes: each takes roots and returns (roots, changed). Dead code is
 gone by construction: a graph is what its roots reach."""
 from .cse import cse
+from .scans import merge_scans, prune_scans
 from .simplify import simplify
 from .specialize import specialize
+from .unroll import unroll
 
-PIPELINE = (simplify, cse)
+# merge_scans first: it reads the residual links between bodies that a rebuild drops
+PIPELINE = (merge_scans, prune_scans, simplify, cse)
 
 
 def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
@@ -19,4 +22,4 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "simplify", "specialize", "optimize", "PIPELINE"]
+__all__ = ["cse", "merge_scans", "prune_scans", "simplify", "specialize", "unroll", "optimize", "PIPELINE"]
