@@ -59,7 +59,7 @@ def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | 
         setup = setup or prog.trains.get(model.name)
     else:
         model = prog
-    opt = passes.optimize if optimize else (lambda r: r)
+    opt = passes.optimize if optimize else (lambda r, **_: r)
     seed = setup.seed if setup else 0
     c = Compiled(model.name, model, setup, None)
     values = _values(model, seed)              # initial params and state, drawn once for all three
@@ -189,6 +189,7 @@ def _training(model: Model, setup: TrainSetup, values: dict, opt, c: Compiled) -
     fwd.update({f"metric:{k}": v for k, v in model.metrics.items()})
     fwd.update({f"state:{k}": v for k, v in model.state_updates.items()})
     fwd, _ = passes.specialize(fwd, "train")
+    fwd = opt(fwd, passes=passes.FORWARD)               # loops hoisted before BPTT differentiates them
     fwd_leaves = _leaves(fwd)
     used = {n.attrs["name"]: n for n in fwd_leaves["param"]}
     read_states = {n.attrs["name"] for n in fwd_leaves["state"]}

@@ -403,3 +403,71 @@ def test_prune_keeps_a_sequence_and_dedupes_outputs():
     np.testing.assert_allclose(evaluate(roots, feeds)["g"], evaluate({"g": last(gs)}, feeds)["g"], rtol=1e-6)
     only_h, _ = prune_scans({"h": last(hs)})
     assert len(loops(only_h)[0].carries) == 1                          # c[1] is read by nothing kept
+
+
+def test_hoisted_loop_differentiates_to_the_same_numbers():
+    """The forward hoisted before BPTT (as compile does): x_t W_x + b is one GEMM outside the
+    loop, the loop multiplies by W_h only; first and second derivatives are unchanged."""
+    from dslc.passes import FORWARD
+    n, m, t = 3, 4, 5
+    xs, h0, c0 = input_("xs", ty(t, B, n)), input_("h0", ty(B, m)), input_("c0", ty(B, m))
+    hs, cs = lstm(xs, h0, c0, n, m)
+    loss = P("sum", P("tanh", hs) * cs, axes=(0, 1, 2), keepdims=False)
+    (hl,) = optimize({"f": loss}, passes=FORWARD).values()
+    (body,) = loops({"f": hl})
+    assert [nd.op for nd in body.order()].count("matmul") == 1 and "concat" not in str(body.graph())
+    assert body.xs[-1].shape == (B, 4 * m)                     # the hoisted projection, scanned over
+    leaves = params_of({"f": loss})
+    wrt = [leaves[k] for k in ("lstm.W", "lstm.b", "xs", "h0", "c0")]
+    feeds = random_feeds(leaves, {"B": 2}, np.random.default_rng(16))
+    V = {w.attrs["name"]: const(np.random.default_rng(17).standard_normal(w.shape)) for w in wrt[:2]}
+
+    def firsts_and_seconds(f):
+        gs = grad(f, wrt)
+        h = sum((P("sum", g * V[w.attrs["name"]], axes=(0, 1)[:w.rank], keepdims=False)
+                 for g, w in zip(gs[:2], wrt[:2])), const(0.0))
+        return {"f": f, **{f"g{i}": g for i, g in enumerate(gs)},
+                **{f"h{i}": g for i, g in enumerate(grad(h, wrt))}}
+    a = evaluate(firsts_and_seconds(loss), feeds, dtype_override="f64")
+    b = evaluate(optimize(firsts_and_seconds(hl)), feeds, dtype_override="f64")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+SEQ_SPECS = [("specs/charlm.dl", "charlm"), ("specs/seqclass.dl", "seqclass"),
+             ("specs/seqclass.dl", "seqclass_gru"), ("specs/seqclass.dl", "seqclass_rnn"),
+             ("bench/specs/lstm.dl", "lstm")]
+
+
+@pytest.mark.parametrize("path,name", SEQ_SPECS, ids=[n for _, n in SEQ_SPECS])
+def test_training_step_optimized_equals_unoptimized(path, name):
+    """Two training steps in ONNX Runtime: the optimized graph (hoisted, residuals, pruned,
+    weight gradients after the loop) gives the unoptimized graph's losses and params."""
+    import json
+    from pathlib import Path
+    import dslc
+    prog = dslc.load(str(Path(__file__).resolve().parent.parent / path))
+    runs = []
+    for optimized in (True, False):
+        m = dslc.compile(prog, name, optimize=optimized).training
+        man = json.loads(next(p.value for p in m.metadata_props if p.key == "dslc.manifest"))
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        state = {e["input"]: inits[e["input"]] for e in man["carried"]}
+        hyper = {h["name"]: inits[h["name"]] for h in man["hyper"]}
+        outs = [e["output"] for e in man["carried"]] + man["losses"]
+        r = np.random.default_rng(19)
+        got = []
+        for _ in range(2):
+            feeds = {}
+            for d in man["data"]:
+                shape = [s if isinstance(s, int) else {"T": 6}.get(s, 3) for s in d["shape"]]
+                feeds[d["name"]] = (r.integers(0, 8, shape) if d["dtype"] == "int64"
+                                    else r.standard_normal(shape)).astype(d["dtype"])
+            res = dict(zip(outs, sess.run(outs, {**feeds, **state, **hyper})))
+            state = {e["input"]: res[e["output"]] for e in man["carried"]}
+            got.append(res)
+        runs.append(got)
+    for a, b in zip(*runs):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=2e-6, err_msg=k)   # slots m, v: the gradients

@@ -1,13 +1,16 @@
 """Graph passes: each takes roots and returns (roots, changed). Dead code is
 gone by construction: a graph is what its roots reach."""
 from .cse import cse
+from .hoist import hoist_scans
 from .scans import merge_scans, prune_scans
 from .simplify import simplify
 from .specialize import specialize
 from .unroll import unroll
 
 # merge_scans first: it reads the residual links between bodies that a rebuild drops
-PIPELINE = (merge_scans, prune_scans, simplify, cse)
+PIPELINE = (merge_scans, prune_scans, hoist_scans, simplify, cse)
+# on the forward graph before differentiation, so BPTT differentiates the hoisted loop
+FORWARD = (hoist_scans,)
 
 
 def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
@@ -22,4 +25,4 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "merge_scans", "prune_scans", "simplify", "specialize", "unroll", "optimize", "PIPELINE"]
+__all__ = ["cse", "hoist_scans", "merge_scans", "prune_scans", "simplify", "specialize", "unroll", "optimize", "PIPELINE", "FORWARD"]

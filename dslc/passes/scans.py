@@ -18,20 +18,20 @@ from ..ir.node import Node, apply as P
 from ..ops.scan import Body, split
 
 
-def _key(n: Node):
+def group_key(n: Node):
     return (id(n.attrs["body"]), n.attrs["reverse"], tuple(i.id for i in n.inputs))
 
 
-def _groups(roots) -> dict:
+def groups(roots) -> dict:
     """key -> (body, set of read indices), over the top-level graph."""
     out: dict = {}
     for n in Graph(roots).order():
         if n.op == "scan":
-            out.setdefault(_key(n), (n.attrs["body"], set()))[1].add(n.attrs["index"])
+            out.setdefault(group_key(n), (n.attrs["body"], set()))[1].add(n.attrs["index"])
     return out
 
 
-def _replace(roots, table: dict) -> tuple[dict, bool]:
+def replace_scans(roots, table: dict) -> tuple[dict, bool]:
     """Rebuild with each top-level scan node that `table(n, ins)` maps replaced."""
     memo: dict[int, Node] = {}
     changed = False
@@ -48,20 +48,20 @@ def _replace(roots, table: dict) -> tuple[dict, bool]:
 
 # -- merge -----------------------------------------------------------------------------
 def merge_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
-    groups = _groups(roots)
+    found = groups(roots)
     wider = {}
-    for (bid, rev, ins), (body, _) in groups.items():
+    for (bid, rev, ins), (body, _) in found.items():
         b = getattr(body, "base", None)
         while b is not None:                 # the widest body of the same loop wins
             wider.setdefault((id(b), rev, ins), body)
             b = getattr(b, "base", None)
 
     def table(n, ins):
-        w = wider.get(_key(n))
+        w = wider.get(group_key(n))
         if w is None:
             return None
         return P("scan", *ins, body=w, index=n.attrs["index"], reverse=n.attrs["reverse"], loc=n.loc)
-    return _replace(roots, table)
+    return replace_scans(roots, table)
 
 
 # -- prune -----------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def _plan(body: Body, used: set[int]):
 
 def prune_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
     plans = {}
-    for key, (body, used) in _groups(roots).items():
+    for key, (body, used) in groups(roots).items():
         p = _plan(body, used)
         if p is not None:
             kc, kx, kk, ky, index = p
@@ -106,11 +106,11 @@ def prune_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
             plans[key] = (body, new, kc, kx, kk, index)      # keep body alive: its id stays unique
 
     def table(n, ins):
-        p = plans.get(_key(n))
+        p = plans.get(group_key(n))
         if p is None:
             return None
         _, new, kc, kx, kk, index = p
         inits, seqs, caps = split(n.attrs["body"], ins)
         kept = [inits[j] for j in kc] + [seqs[i] for i in kx] + [caps[k] for k in kk]
         return P("scan", *kept, body=new, index=index[n.attrs["index"]], reverse=n.attrs["reverse"], loc=n.loc)
-    return _replace(roots, table)
+    return replace_scans(roots, table)
