@@ -471,3 +471,33 @@ def test_training_step_optimized_equals_unoptimized(path, name):
     for a, b in zip(*runs):
         for k in a:
             np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=2e-6, err_msg=k)   # slots m, v: the gradients
+
+
+def test_padded_gate_gradients_become_one_concat():
+    """pad(a) + pad(b) + ... over adjacent windows -> concat (the pullback of gate slicing)."""
+    from dslc.passes import windows
+    x = input_("x", ty(B, 12))
+    parts = [slice_axis(x, 1, s, s + 4) * float(k + 2) for k, s in enumerate((8, 4, 0))]
+    total = None
+    for p, s in zip(parts, (8, 4, 0)):
+        padded = P("pad", p, pads=((0, 0), (s, 8 - s)))
+        total = padded if total is None else total + padded
+    out, changed = windows({"y": total})
+    Graph(out).lint()
+    ops = [nd.op for nd in Graph(out).order()]
+    assert changed and "pad" not in ops and "add" not in ops and ops.count("concat") == 1, ops
+    feeds = {"x": np.random.default_rng(20).standard_normal((3, 12)).astype(np.float32)}
+    np.testing.assert_allclose(evaluate(out, feeds)["y"], evaluate({"y": total}, feeds)["y"])
+
+
+def test_scan_bodies_write_outputs_in_place():
+    """No Identity copy per output per step: only a value that is two outputs (h_t as the
+    carry and as the stacked y) keeps one."""
+    roots, inputs = lstm_model(T)
+    model = lower_function(optimize(roots), inputs)
+    bodies = [a.g for nd in model.graph.node if nd.op_type == "Scan" for a in nd.attribute
+              if a.type == onnx.AttributeProto.GRAPH]
+    assert bodies
+    for g in bodies:
+        idents = [nd for nd in g.node if nd.op_type == "Identity"]
+        assert len(idents) <= 2, [nd.input for nd in idents]
