@@ -501,3 +501,17 @@ def test_scan_bodies_write_outputs_in_place():
     for g in bodies:
         idents = [nd for nd in g.node if nd.op_type == "Identity"]
         assert len(idents) <= 2, [nd.input for nd in idents]
+
+
+def test_compiler_unrolls_short_known_loops_only():
+    from dslc.passes.unroll import UNROLL_MAX
+    for t, unrolled in ((UNROLL_MAX, True), (UNROLL_MAX + 1, False)):
+        roots, inputs = lstm_model(t)
+        opt = optimize(roots)
+        assert (not loops(opt)) == unrolled, t
+        feeds = {"xs": np.random.default_rng(21).standard_normal((t, 2, 3)).astype(np.float32),
+                 "lstm.W": (0.4 * np.random.default_rng(22).standard_normal((8, 20))).astype(np.float32),
+                 "lstm.b": np.zeros(20, np.float32)}
+        a, b = evaluate(roots, feeds, dtype_override="f64"), evaluate(opt, feeds, dtype_override="f64")
+        for k in roots:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)

@@ -5,13 +5,13 @@ from .hoist import hoist_scans
 from .scans import merge_scans, prune_scans
 from .simplify import simplify
 from .specialize import specialize
-from .unroll import unroll
+from .unroll import unroll, unroll_short
 from .windows import windows
 
 # merge_scans first: it reads the residual links between bodies that a rebuild drops
-PIPELINE = (merge_scans, prune_scans, hoist_scans, simplify, windows, cse)
+PIPELINE = (unroll_short, merge_scans, prune_scans, hoist_scans, simplify, windows, cse)
 # on the forward graph before differentiation, so BPTT differentiates the hoisted loop
-FORWARD = (hoist_scans,)
+FORWARD = (unroll_short, hoist_scans)
 
 
 def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
@@ -26,4 +26,4 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "hoist_scans", "merge_scans", "prune_scans", "simplify", "specialize", "unroll", "windows", "optimize", "PIPELINE", "FORWARD"]
+__all__ = ["cse", "hoist_scans", "merge_scans", "prune_scans", "simplify", "specialize", "unroll", "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD"]

@@ -5,7 +5,7 @@ at every step); X, a function of x_t and θ (independent of the carries); C, it
 depends on a carry. Then, per loop:
 
   split:     concat([a, h], axis=-1) @ W  ->  a @ W[:na] + h @ W[na:]   (a of class K or X, h of C)
-             (u + v) + b  ->  (u + b) + v                               (u, b of K or X; v of C)
+             (u ∘ v) ∘ b  ->  (u ∘ b) ∘ v   for ∘ in {+, ×}              (u, b of K or X; v of C)
   hoist K:   computed once before the loop, read as a captured value (Wᵀ, W[na:], ...);
   hoist X:   computed for all t at once on the stacked sequences, scanned over as a new
              sequence: elementwise ops on [T, ...] (broadcasting unchanged), and
@@ -66,14 +66,24 @@ def _split_rules(body: Body) -> Body:
                 for _, t in terms[1:]:
                     out = out + t
                 return out
-        if n.op == "add" and ins[0].op == "add" and cls.of(ins[1]) < C:
-            u, v = ins[0].inputs
-            if cls.of(v) < C <= cls.of(u):
-                u, v = v, u
-            if cls.of(u) < C <= cls.of(v) and u.shape == n.shape:
-                return (u + ins[1]) + v
+        if n.op in ("add", "mul"):
+            return _reassociate(n, ins, cls)
         return None
     return body.rebuild(lambda r: rebuild(r, fn)[0])
+
+
+def _reassociate(n: Node, ins, cls: "_Classes"):
+    """(u ∘ v) ∘ b -> (u ∘ b) ∘ v for ∘ in {+, ×}, u and b of class K or X, v of C,
+    when u already has the result's shape (so broadcasting is unchanged)."""
+    for inner, b in ((ins[0], ins[1]), (ins[1], ins[0])):
+        if inner.op != n.op or cls.of(b) == C:
+            continue
+        u, v = inner.inputs
+        if cls.of(v) < C <= cls.of(u):
+            u, v = v, u
+        if cls.of(u) < C <= cls.of(v) and u.shape == n.shape and u.dtype == b.dtype:
+            return P(n.op, P(n.op, u, b), v)
+    return None
 
 
 # -- hoist ---------------------------------------------------------------------------------
