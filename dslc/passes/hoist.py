@@ -183,6 +183,8 @@ def hoist_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
         p = _plan(body)
         if p is not None:
             plans[key] = (body, *p)              # keep body alive: its id stays unique
+    if not plans:
+        return roots, False
 
     built: dict = {}
 

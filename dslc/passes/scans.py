@@ -22,12 +22,26 @@ def group_key(n: Node):
     return (id(n.attrs["body"]), n.attrs["reverse"], tuple(i.id for i in n.inputs))
 
 
+def find_ops(roots, ops) -> list[Node]:
+    """The top-level nodes with an op in `ops`, by a plain walk (no sort: passes
+    with nothing to do on a graph cost one walk)."""
+    out, seen, stack = [], set(), list(roots.values())
+    while stack:
+        n = stack.pop()
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        if n.op in ops:
+            out.append(n)
+        stack.extend(n.inputs)
+    return sorted(out, key=lambda n: n.id)
+
+
 def groups(roots) -> dict:
     """key -> (body, set of read indices), over the top-level graph."""
     out: dict = {}
-    for n in Graph(roots).order():
-        if n.op == "scan":
-            out.setdefault(group_key(n), (n.attrs["body"], set()))[1].add(n.attrs["index"])
+    for n in find_ops(roots, ("scan",)):
+        out.setdefault(group_key(n), (n.attrs["body"], set()))[1].add(n.attrs["index"])
     return out
 
 
@@ -55,6 +69,9 @@ def merge_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
         while b is not None:                 # the widest body of the same loop wins
             wider.setdefault((id(b), rev, ins), body)
             b = getattr(b, "base", None)
+    wider = {k: v for k, v in wider.items() if k in found}
+    if not wider:
+        return roots, False
 
     def table(n, ins):
         w = wider.get(group_key(n))
@@ -104,6 +121,8 @@ def prune_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
             new = Body([body.carries[j] for j in kc], [body.xs[i] for i in kx], [body.consts[k] for k in kk],
                        [body.new_carries[j] for j in kc], [body.ys[m] for m in ky], body.label)
             plans[key] = (body, new, kc, kx, kk, index)      # keep body alive: its id stays unique
+    if not plans:
+        return roots, False
 
     def table(n, ins):
         p = plans.get(group_key(n))

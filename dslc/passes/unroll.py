@@ -53,7 +53,10 @@ UNROLL_MAX = 4
 
 def unroll_short(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
     """Pass: unroll the loops of known length T <= UNROLL_MAX."""
-    return unroll(roots, UNROLL_MAX) if UNROLL_MAX > 0 else (roots, False)
+    from .scans import find_ops
+    short = [n for n in find_ops(roots, ("scan",))
+             if isinstance(T := n.inputs[len(n.attrs["body"].carries)].shape[0], int) and T <= UNROLL_MAX]
+    return unroll(roots, UNROLL_MAX) if short else (roots, False)
 
 
 def unroll(roots: dict[str, Node], max_length: int | None = None) -> tuple[dict[str, Node], bool]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..ir.node import Node, apply as P
 from .rewrite import rebuild
+from .scans import find_ops
 
 
 def _window(n: Node):
@@ -66,6 +67,9 @@ for _op, _test, _rw in RULES:
 
 
 def windows(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
+    if not find_ops(roots, ("pad", "concat")):
+        return roots, False
+
     def fn(n, ins):
         for test, rw in _BY_OP.get(n.op, ()):
             if test(n, *ins):
