@@ -6,6 +6,11 @@ Runtime, interleaved with earlier saved graphs and with eager PyTorch
     python bench/scan_ab.py --save NAME            # compile this tree, keep /tmp/scan_ab/NAME.onnx
     python bench/scan_ab.py A.onnx B.onnx --torch  # interleaved blocks, median ms/step
     python bench/scan_ab.py --profile B.onnx       # ORT profiler: time by op type
+
+Measured 2026-12-02 08:48 UTC, load average 0.2 (quiet), 9 rounds x 10 steps, 2 threads:
+before the scan passes 13.00 ms/step (3.11x torch), after 6.95 ms/step (1.66x), torch
+eager 4.17 ms/step. CPU time per step: 18.4 / 9.4 / 8.2 ms (dslc now does about
+torch's work but keeps only ~1.35 of the 2 cores busy: the per-step ops are small).
 """
 from __future__ import annotations
 
