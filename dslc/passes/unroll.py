@@ -11,6 +11,7 @@ from ..ir.node import Node, apply as P
 from ..ops.scan import Body, split
 from ..ops.shape import slice_axis
 from .rewrite import rebuild
+from .scans import find_ops
 
 
 def _substitute(body: Body, env: dict[int, Node]) -> list[Node]:
@@ -53,7 +54,6 @@ UNROLL_MAX = 4
 
 def unroll_short(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
     """Pass: unroll the loops of known length T <= UNROLL_MAX."""
-    from .scans import find_ops
     short = [n for n in find_ops(roots, ("scan",))
              if isinstance(T := n.inputs[len(n.attrs["body"].carries)].shape[0], int) and T <= UNROLL_MAX]
     return unroll(roots, UNROLL_MAX) if short else (roots, False)
