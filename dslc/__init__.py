@@ -7,6 +7,7 @@ symbolic gradients -> ONNX inference and training graphs.
     history = trainer.fit({"x": X, "y": Y}, epochs=5)
 """
 from . import ops  # noqa: F401  (registers the primitives)
+from . import bptt, evaluate_scan  # noqa: F401  (scan's gradient and NumPy rules)
 from .compile import Compiled, compile
 from .errors import SpecError, SpecErrors
 

@@ -69,7 +69,7 @@ def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | 
         setup = setup or prog.trains.get(model.name)
     else:
         model = prog
-    opt = passes.optimize if optimize else (lambda r: r)
+    opt = passes.optimize if optimize else (lambda r, **_: r)
     seed = setup.seed if setup else 0
     c = Compiled(model.name, model, setup, None)
     values = _values(model, seed)              # initial params and state, drawn once for all three
@@ -77,7 +77,7 @@ def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | 
     if model.losses or model.metrics:
         c.evaluation = _evaluation(model, seed, values, opt, c)
     if setup is not None and model.losses:
-        pl = S.plan(model, setup)
+        pl = S.plan(model, setup, forward=lambda r: opt(r, passes=passes.FORWARD))
         c.training = _training(pl, values, opt, c)
         if split:
             c.gradient = _gradient(pl, values, opt, c)

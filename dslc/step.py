@@ -72,13 +72,17 @@ class Plan:
         return [p for p in self.used if p in hit]
 
 
-def plan(model: Model, setup: TrainSetup) -> Plan:
+def plan(model: Model, setup: TrainSetup, forward=None) -> Plan:
+    """forward: a pass over the training-mode forward graph before it is differentiated
+    (the compiler hoists loops there, so BPTT differentiates the hoisted loop)."""
     args = resolve_args(setup.optimizer.kind, setup.optimizer.args)
     lr = args.pop("lr")
     fwd = {f"loss:{k}": v.node for k, v in model.losses.items()}
     fwd.update({f"metric:{k}": v for k, v in model.metrics.items()})
     fwd.update({f"state:{k}": v for k, v in model.state_updates.items()})
     fwd, _ = passes.specialize(fwd, "train")
+    if forward is not None:
+        fwd = forward(fwd)
     leaves = leaves_of(fwd)
     used = {n.attrs["name"]: n for n in leaves["param"]}
     read = {n.attrs["name"] for n in leaves["state"]}

@@ -20,9 +20,10 @@ from dslc.ir.graph import Graph
 from dslc.lower import lower_function
 from dslc.ops.leaves import input_, param
 from dslc.ops.random import random
-from dslc.ops.scan import scan, unroll
+from dslc.ops.scan import scan
 from dslc.ops.shape import slice_axis
 from dslc.passes import optimize
+from dslc.passes.unroll import unroll
 
 B, T = Sym.var("B"), Sym.var("T")
 F32 = "f32"
@@ -246,22 +247,23 @@ def test_specialize_sees_into_bodies():
     np.testing.assert_allclose(evaluate(inf, feeds)["h"][-1], h0v - xv.sum(0), rtol=1e-6)
 
 
-def test_unroll_option_and_errors():
+def test_unroll_pass_and_errors():
     n, m, t = 2, 3, 4
     xs, h0 = input_("xs", ty(t, B, n)), input_("h0", ty(B, m))
     W = param("W", ty(n, m))
     step = lambda c, x: [P("tanh", x @ W + c[0])]  # noqa: E731
     (hs,) = scan(step, xs, [h0])
-    (hu,) = scan(step, xs, [h0], unroll=True)
+    (hu,) = unroll({"h": hs})[0].values()
     assert all(nd.op != "scan" for nd in Graph({"h": hu}).order())
+    assert unroll({"h": hs}, max_length=3) == ({"h": hs}, False)        # longer than the limit: kept
     feeds = random_feeds(params_of({"h": hs}), {"B": 2}, np.random.default_rng(10))
     np.testing.assert_allclose(evaluate({"h": hs}, feeds)["h"], evaluate({"h": hu}, feeds)["h"], rtol=1e-6)
     with pytest.raises(SpecError, match=r"returns f32\[B, 2\] for carry 1, whose initial value is f32\[B, 3\]"):
         scan(lambda c, x: [x], xs, [h0])
     with pytest.raises(SpecError, match="random draws"):
         scan(lambda c, x: [c[0] * random("normal", (B, m))], xs, [h0])
-    with pytest.raises(SpecError, match="cannot unroll"):
-        scan(step, input_("s", ty(T, B, n)), [h0], unroll=True)
+    (hsym,) = scan(step, input_("s", ty(T, B, n)), [h0])
+    assert unroll({"h": hsym}) == ({"h": hsym}, False)                  # symbolic length: kept
 
 
 # -- ONNX: one graph for every length ------------------------------------------------------
@@ -346,3 +348,172 @@ def test_training_sequence_classifier():
         lab = (x[:, :, 0].sum(0) > 0).astype(np.int64)
         losses.append(tr.train_step({"xs": x, "y": lab})["loss"])
     assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8]), losses
+
+
+# -- the scan passes: residuals, dead values, weight gradients after the loop -----------
+def loops(roots):
+    """{(body label, reverse): body} of the distinct top-level loops (one ONNX Scan each)."""
+    out = {}
+    for nd in Graph(roots).order():
+        if nd.op == "scan":
+            out.setdefault((id(nd.attrs["body"]), nd.attrs["reverse"], tuple(i.id for i in nd.inputs)),
+                           nd.attrs["body"])
+    return list(out.values())
+
+
+def lstm_training_roots(t=T):
+    """The W3 shape in small: data xs, loss on hs[-1], gradients for the params only."""
+    n, m = 3, 4
+    xs = input_("xs", ty(t, B, n))
+    hs, _ = lstm(xs, zeros(B, m), zeros(B, m), n, m)
+    loss = P("sum", P("tanh", last(hs)), axes=(0, 1), keepdims=False)
+    leaves = params_of({"f": loss})
+    wrt = [leaves["lstm.W"], leaves["lstm.b"]]
+    return {"f": loss, **{f"d_{w.attrs['name']}": g for w, g in zip(wrt, grad(loss, wrt))}}, leaves
+
+
+def test_optimized_bptt_one_forward_loop_no_recompute_no_data_gradient():
+    roots, leaves = lstm_training_roots()
+    opt = optimize(roots)
+    Graph(opt).lint()
+    fwd = [b for b in loops(opt) if not any(p.attrs["name"].endswith("dy0") for p in b.xs)]
+    bwd = [b for b in loops(opt) if b not in fwd]
+    assert len(fwd) == 1 and len(bwd) == 1, [b.label for b in loops(opt)]
+    ops = [nd.op for nd in bwd[0].order()]
+    # the pullback reads the stacked gate activations: only dh = dgates Wᵀ multiplies in the loop
+    assert ops.count("matmul") == 1 and "sigmoid" not in ops and "tanh" not in ops, ops
+    # no dL/dx_t for the data sequence, no per-step weight-gradient carry: dW is one GEMM after the loop
+    assert [y.shape for y in bwd[0].ys] == [(B, 16)]
+    assert len(bwd[0].carries) == 2
+    feeds = random_feeds(leaves, {"B": 2, "T": 5}, np.random.default_rng(14))
+    a, b = evaluate(roots, feeds, dtype_override="f64"), evaluate(opt, feeds, dtype_override="f64")
+    for k in roots:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_prune_keeps_a_sequence_and_dedupes_outputs():
+    """A loop whose outputs read no sequence still runs T steps; equal ys are one output."""
+    from dslc.passes import prune_scans
+    xs, h0 = input_("xs", ty(4, B, 2)), input_("h0", ty(B, 2))
+    hs, gs = scan(lambda c, x: [c[0] * 2.0, c[1] + c[0]], xs, [h0, h0])
+    roots, changed = prune_scans({"g": last(gs)})
+    (body,) = loops(roots)
+    assert changed and len(body.xs) == 1 and len(body.carries) == 2 and len(body.ys) == 1
+    feeds = random_feeds(params_of({"g": gs}), {"B": 3}, np.random.default_rng(15))
+    np.testing.assert_allclose(evaluate(roots, feeds)["g"], evaluate({"g": last(gs)}, feeds)["g"], rtol=1e-6)
+    only_h, _ = prune_scans({"h": last(hs)})
+    assert len(loops(only_h)[0].carries) == 1                          # c[1] is read by nothing kept
+
+
+def test_hoisted_loop_differentiates_to_the_same_numbers():
+    """The forward hoisted before BPTT (as compile does): x_t W_x + b is one GEMM outside the
+    loop, the loop multiplies by W_h only; first and second derivatives are unchanged."""
+    from dslc.passes import FORWARD
+    n, m, t = 3, 4, 5
+    xs, h0, c0 = input_("xs", ty(t, B, n)), input_("h0", ty(B, m)), input_("c0", ty(B, m))
+    hs, cs = lstm(xs, h0, c0, n, m)
+    loss = P("sum", P("tanh", hs) * cs, axes=(0, 1, 2), keepdims=False)
+    (hl,) = optimize({"f": loss}, passes=FORWARD).values()
+    (body,) = loops({"f": hl})
+    assert [nd.op for nd in body.order()].count("matmul") == 1 and "concat" not in str(body.graph())
+    assert body.xs[-1].shape == (B, 4 * m)                     # the hoisted projection, scanned over
+    leaves = params_of({"f": loss})
+    wrt = [leaves[k] for k in ("lstm.W", "lstm.b", "xs", "h0", "c0")]
+    feeds = random_feeds(leaves, {"B": 2}, np.random.default_rng(16))
+    V = {w.attrs["name"]: const(np.random.default_rng(17).standard_normal(w.shape)) for w in wrt[:2]}
+
+    def firsts_and_seconds(f):
+        gs = grad(f, wrt)
+        h = sum((P("sum", g * V[w.attrs["name"]], axes=(0, 1)[:w.rank], keepdims=False)
+                 for g, w in zip(gs[:2], wrt[:2])), const(0.0))
+        return {"f": f, **{f"g{i}": g for i, g in enumerate(gs)},
+                **{f"h{i}": g for i, g in enumerate(grad(h, wrt))}}
+    a = evaluate(firsts_and_seconds(loss), feeds, dtype_override="f64")
+    b = evaluate(optimize(firsts_and_seconds(hl)), feeds, dtype_override="f64")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+SEQ_SPECS = [("specs/charlm.dl", "charlm"), ("specs/seqclass.dl", "seqclass"),
+             ("specs/seqclass.dl", "seqclass_gru"), ("specs/seqclass.dl", "seqclass_rnn"),
+             ("bench/specs/lstm.dl", "lstm")]
+
+
+@pytest.mark.parametrize("path,name", SEQ_SPECS, ids=[n for _, n in SEQ_SPECS])
+def test_training_step_optimized_equals_unoptimized(path, name):
+    """Two training steps in ONNX Runtime: the optimized graph (hoisted, residuals, pruned,
+    weight gradients after the loop) gives the unoptimized graph's losses and params."""
+    import json
+    from pathlib import Path
+    import dslc
+    prog = dslc.load(str(Path(__file__).resolve().parent.parent / path))
+    runs = []
+    for optimized in (True, False):
+        m = dslc.compile(prog, name, optimize=optimized).training
+        man = json.loads(next(p.value for p in m.metadata_props if p.key == "dslc.manifest"))
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        state = {e["input"]: inits[e["input"]] for e in man["carried"]}
+        hyper = {h["name"]: inits[h["name"]] for h in man["hyper"]}
+        outs = [e["output"] for e in man["carried"]] + man["losses"]
+        r = np.random.default_rng(19)
+        got = []
+        for _ in range(2):
+            feeds = {}
+            for d in man["data"]:
+                shape = [s if isinstance(s, int) else {"T": 6}.get(s, 3) for s in d["shape"]]
+                feeds[d["name"]] = (r.integers(0, 8, shape) if d["dtype"] == "int64"
+                                    else r.standard_normal(shape)).astype(d["dtype"])
+            res = dict(zip(outs, sess.run(outs, {**feeds, **state, **hyper})))
+            state = {e["input"]: res[e["output"]] for e in man["carried"]}
+            got.append(res)
+        runs.append(got)
+    for a, b in zip(*runs):
+        for k in a:
+            # slots m, v: the gradients. atol 1e-5: Adam's first steps divide g by |g|, so float
+            # reassociation on gradients near 0 moves a param by up to a few 1e-6
+            np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=1e-5, err_msg=k)
+
+
+def test_padded_gate_gradients_become_one_concat():
+    """pad(a) + pad(b) + ... over adjacent windows -> concat (the pullback of gate slicing)."""
+    from dslc.passes import windows
+    x = input_("x", ty(B, 12))
+    parts = [slice_axis(x, 1, s, s + 4) * float(k + 2) for k, s in enumerate((8, 4, 0))]
+    total = None
+    for p, s in zip(parts, (8, 4, 0)):
+        padded = P("pad", p, pads=((0, 0), (s, 8 - s)))
+        total = padded if total is None else total + padded
+    out, changed = windows({"y": total})
+    Graph(out).lint()
+    ops = [nd.op for nd in Graph(out).order()]
+    assert changed and "pad" not in ops and "add" not in ops and ops.count("concat") == 1, ops
+    feeds = {"x": np.random.default_rng(20).standard_normal((3, 12)).astype(np.float32)}
+    np.testing.assert_allclose(evaluate(out, feeds)["y"], evaluate({"y": total}, feeds)["y"])
+
+
+def test_scan_bodies_write_outputs_in_place():
+    """No Identity copy per output per step: only a value that is two outputs (h_t as the
+    carry and as the stacked y) keeps one."""
+    roots, inputs = lstm_model(T)
+    model = lower_function(optimize(roots), inputs)
+    bodies = [a.g for nd in model.graph.node if nd.op_type == "Scan" for a in nd.attribute
+              if a.type == onnx.AttributeProto.GRAPH]
+    assert bodies
+    for g in bodies:
+        idents = [nd for nd in g.node if nd.op_type == "Identity"]
+        assert len(idents) <= 2, [nd.input for nd in idents]
+
+
+def test_compiler_unrolls_short_known_loops_only():
+    from dslc.passes.unroll import UNROLL_MAX
+    for t, unrolled in ((UNROLL_MAX, True), (UNROLL_MAX + 1, False)):
+        roots, inputs = lstm_model(t)
+        opt = optimize(roots)
+        assert (not loops(opt)) == unrolled, t
+        feeds = {"xs": np.random.default_rng(21).standard_normal((t, 2, 3)).astype(np.float32),
+                 "lstm.W": (0.4 * np.random.default_rng(22).standard_normal((8, 20))).astype(np.float32),
+                 "lstm.b": np.zeros(20, np.float32)}
+        a, b = evaluate(roots, feeds, dtype_override="f64"), evaluate(opt, feeds, dtype_override="f64")
+        for k in roots:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
