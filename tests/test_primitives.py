@@ -140,6 +140,14 @@ ROWS = [
     R("take_along_axis", lambda x, i: P("take_along_axis", x, i, axis=1), f((3, 4)), In((3, 5), "i64", "int:4")),
     R("scatter_along", lambda i, u: P("scatter_along", i, u, shape=(3, 4), axis=1),
       In((3, 5), "i64", "int:4"), f((3, 5))),
+    # -- einsum (einsum.py): explicit letters only; the built-in expands `...`
+    R("einsum_matmul", lambda a, b: P("einsum", a, b, eq="ij,jk->ik"), f((3, 4)), f((4, 2))),
+    R("einsum_batched_t", lambda a, b: P("einsum", a, b, eq="bij,bkj->bki"), f((2, 3, 4)), f((2, 2, 4))),
+    R("einsum_three", lambda a, b, c: P("einsum", a, b, c, eq="ij,jk,kl->il"), f((2, 3)), f((3, 4)), f((4, 2))),
+    R("einsum_trace", lambda a: P("einsum", a, eq="ii->"), f((3, 3))),
+    R("einsum_diagonal", lambda a: P("einsum", a, eq="bii->bi"), f((2, 3, 3))),
+    R("einsum_sum_own", lambda a, b: P("einsum", a, b, eq="ij,i->i"), f((3, 4)), f((3,))),
+    R("einsum_outer_perm", lambda a, b: P("einsum", a, b, eq="i,jk->kij"), f((3,)), f((2, 4))),
     # -- networks
     R("matmul", lambda a, b: P("matmul", a, b), f((3, 4)), f((4, 2))),
     R("matmul_batch_bcast", lambda a, b: P("matmul", a, b), f((2, 1, 3, 4)), f((3, 4, 2))),
