@@ -560,6 +560,17 @@ NEW = [   # (id, build over nodes, inputs, reference over arrays)
      lambda a: np.einsum("...ii", a)),
     ("einsum_diag_times", lambda a, b: F["einsum"]("ii,i->i", a, b), [((3, 3), "f"), ((3,), "f")],
      lambda a, b: np.einsum("ii,i->i", a, b)),
+    # linear algebra (also against numpy.linalg on ill-conditioned inputs: tests/test_linalg.py)
+    ("cholesky", lambda a: F["cholesky"](a), [((2, 3, 3), "spd")], np.linalg.cholesky),
+    ("solve_vector", lambda a, b: F["solve"](a, b), [((3, 3), "spd"), ((3,), "f")], np.linalg.solve),
+    ("solve_matrix", lambda a, b: F["solve"](a, b), [((2, 3, 3), "spd"), ((3, 2), "f")], np.linalg.solve),
+    ("solve_triangular", lambda a, b: F["solve_triangular"](a, b), [((3, 3), "spd"), ((3, 2), "f")],
+     lambda a, b: np.linalg.solve(np.tril(a), b)),
+    ("solve_triangular_upper", lambda a, b: F["solve_triangular"](a, b, lower=False),
+     [((3, 3), "spd"), ((3,), "f")], lambda a, b: np.linalg.solve(np.triu(a), b)),
+    ("inv", lambda a: F["inv"](a), [((2, 3, 3), "spd")], np.linalg.inv),
+    ("det", lambda a: F["det"](a), [((3, 3), "spd")], np.linalg.det),
+    ("logdet", lambda a: F["logdet"](a), [((2, 3, 3), "spd")], lambda a: np.linalg.slogdet(a)[1]),
     # elementwise
     ("erf", lambda x: F["erf"](x), [((3, 4), "f")], lambda x: _np_erf(x)),
     ("sin", lambda x: F["sin"](x), [((3, 4), "f")], np.sin),
