@@ -7,7 +7,7 @@ adjoints, the scatter-adds.
   scatter_along(idx, u; shape, axis)  zeros(shape) with u added at idx along axis  (ScatterElements add)
 
 Each gather's adjoint is its scatter-add and the other way round, so
-gradients of every order stay inside these four. Indices are i64 in [0, n).
+gradients of every order stay inside these four. Indices are i64 in [-n, n).
 """
 from __future__ import annotations
 
