@@ -888,3 +888,12 @@ def test_negative_indices_count_from_the_end():
     np.testing.assert_array_equal(yo, feeds["x"][feeds["i"]])
     want = 2 * feeds["x"] * (np.bincount(feeds["i"] % 5, minlength=5)[:, None] + (np.arange(3) % 3 == 2) + (np.arange(3) == 0))
     np.testing.assert_allclose(go, want, rtol=1e-6)
+
+
+def test_prod_gradient_is_exact_with_zeros():
+    from dslc.autodiff import grad
+    x = inp("x", (3, 4), "f64")
+    xv = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 3.0, 4.0], [0.0, 2.0, 0.0, 4.0]])
+    (g,) = grad(F["sum"](F["prod"](x, axis=-1)), [x])
+    want = np.array([[np.prod(np.delete(r, i)) for i in range(4)] for r in xv])
+    np.testing.assert_array_equal(ev64(g, x=xv), want)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..ir.node import ShapeError, apply as P
 from .builtins_core import builtin, unify
-from .einsum import _fresh
+from .einsum import fresh_letters
 from .registry import broadcast_shapes
 
 LETTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -58,7 +58,7 @@ def normalize(spec: str, xs: list):
     if all(e is None for e in ell):
         return ",".join(subs) + "->" + rhs, xs
     batch = broadcast_shapes(*(e[1] for e in ell if e is not None), what="broadcast the `...` axes of")
-    letters = "".join(_fresh(set(eq), len(batch)))
+    letters = "".join(fresh_letters(set(eq), len(batch)))
     out_xs, out_subs = [], []
     for s, x, e in zip(subs, xs, ell):
         if e is not None:

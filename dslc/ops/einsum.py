@@ -56,7 +56,8 @@ def _unique(s: str) -> str:
     return "".join(dict.fromkeys(s))
 
 
-def _fresh(used: set, n: int) -> list[str]:
+def fresh_letters(used: set, n: int) -> list[str]:
+    """n letters not in `used` (added to it)."""
     pool = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in used]
     if len(pool) < n:
         raise ShapeError("einsum needs more than 52 distinct letters")
@@ -95,7 +96,7 @@ def _einsum_vjp(g, out, *xs, eq):
             first = set()
             for c in sk:
                 if c in first:
-                    (c2,) = _fresh(used, 1)
+                    (c2,) = fresh_letters(used, 1)
                     deltas.append((c + c2, _eye(dims[c], g.dtype)))
                     renamed.append(c2)
                 else:
