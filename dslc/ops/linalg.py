@@ -200,7 +200,7 @@ def _solve_onnx(b, am, bm):
     # p >= k of largest |A[p, k]|, scale it by 1/A[k, k] and clear column k elsewhere.
     t = b.node.type
     n, dt = t.shape[-2], t.dtype
-    r, zero, one = _common(b, n, dt)
+    r, _, one = _common(b, n, dt)
     neg1, neg2 = b.ints([-1]), b.ints([-2])
     mt = t.with_shape(t.shape[:-2] + (n, n))
     m0 = b.Expand(am, b.dims(mt.shape))
@@ -227,7 +227,6 @@ def _solve_onnx(b, am, bm):
         f = s.Unsqueeze(f, neg1)                                            # [..., n, 1]
         xrow = s.Gather(x, k, axis=-2)
         return [s.Sub(m, s.Mul(f, s.Unsqueeze(mrow, neg2))), s.Sub(x, s.Mul(f, s.Unsqueeze(xrow, neg2)))]
-    del zero
     return column_loop(b, n, [m0, x0], [mt, t], step)[1]
 
 
@@ -238,7 +237,7 @@ def _det_onnx(b, a):
     if t.dtype == "f32":
         return b.Det(a)
     n, dt = t.shape[-1], t.dtype
-    r, zero, one = _common(b, n, dt)
+    r, _, one = _common(b, n, dt)
     neg1, neg2 = b.ints([-1]), b.ints([-2])
     to = b.onnx_dtype(dt)
 
@@ -258,7 +257,6 @@ def _det_onnx(b, a):
         f = s.Unsqueeze(f, neg1)
         return [s.Sub(m, s.Mul(f, s.Unsqueeze(mrow, neg2))), d]
     d0 = b.ConstantOfShape(b.dims(t.shape[:-2]), value=b.tensor([1.0], dt))
-    del zero
     return column_loop(b, n, [a, d0], [t, t.with_shape(t.shape[:-2])], step)[1]
 
 
