@@ -792,7 +792,7 @@ def test_issue13_names_are_builtins():
 def test_einsum_errors():
     a, b = inp("a", (3, 4)), inp("b", (5, 2))
     for spec, args, msg in [
-        ("ij,jk->ik", (a, b), r"letter `j` is 4 in one place and 5 in operand 2"),
+        ("ij,jk->ik", (a, b), r"letter `j` is 4 in operand 1 and 5 in operand 2"),
         ("ij,jk->ik", (a,), r"has 2 operand subscripts, found 1 tensors"),
         ("ijk->i", (a,), r"subscripts `ijk` name 3 axes, but operand 1 is f32\[3, 4\]"),
         ("ij->iz", (a,), r"output letter `z` is in no operand"),

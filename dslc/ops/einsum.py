@@ -26,14 +26,16 @@ def parse(eq: str) -> tuple[list[str], str]:
 def letter_dims(subs: list[str], types) -> dict:
     """letter -> dim, checking ranks and that a letter names one size."""
     dims: dict = {}
+    first: dict = {}
     for k, (s, t) in enumerate(zip(subs, types)):
         if len(s) != t.rank:
             raise ShapeError(f"einsum subscripts `{s}` name {len(s)} axes, but operand {k + 1} is {t}")
         for c, d in zip(s, t.shape):
             if c in dims and dims[c] != d:
-                raise ShapeError(f"einsum letter `{c}` is {show(dims[c])} in one place and {show(d)} in "
-                                 f"operand {k + 1} ({t})")
+                raise ShapeError(f"einsum letter `{c}` is {show(dims[c])} in operand {first[c] + 1} and "
+                                 f"{show(d)} in operand {k + 1} ({t})")
             dims.setdefault(c, d)
+            first.setdefault(c, k)
     return dims
 
 
