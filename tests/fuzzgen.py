@@ -177,7 +177,7 @@ def _feeds(entries, rng: np.random.Generator, batch: int = 4) -> dict:
         elif d["dtype"] == "bool":
             out[d["name"]] = rng.random(shape) < 0.5
         else:
-            out[d["name"]] = rng.integers(0, d.get("classes", 2), size=shape).astype(d["dtype"])
+            out[d["name"]] = rng.integers(0, d.get("classes") or 2, size=shape).astype(d["dtype"])
     return out
 
 

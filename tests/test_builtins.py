@@ -489,3 +489,411 @@ def test_builtin_graphs_lint():
             "i": F["index"](img, [-1, None, (1, T - 1, None)])}
     outs["g"] = F["grad"](outs["ce"], zn)
     Graph(outs).lint()
+
+
+# -- issue 13's built-ins: one table, each row checked four ways ------------------------------
+# (a) the NumPy engine (float64) against a NumPy / numpy.linalg reference, (b) ONNX Runtime
+# (float32) against it, (c) float64 finite differences of the gradient and (d) of the
+# second derivative. Inputs: (shape, kind) with kind f (normal) | pos | nz | spd (symmetric
+# positive definite, last two dims) | int:K (i64 in [0, K)).
+
+def _new_vals(r, shape, kind):
+    if kind == "pos":
+        return r.uniform(0.5, 2.0, shape)
+    if kind == "nz":
+        return r.choice([-1.0, 1.0], shape) * r.uniform(0.3, 1.5, shape)
+    if kind == "spd":
+        a = r.standard_normal(shape)
+        return a @ np.swapaxes(a, -1, -2) / shape[-1] + np.eye(shape[-1])
+    if kind.startswith("int:"):
+        return r.integers(0, int(kind[4:]), shape).astype(np.int64)
+    return r.standard_normal(shape)
+
+
+def _new_inputs(row, dtype, seed=0):
+    r = np.random.default_rng(seed)
+    nodes, feeds = [], {}
+    for i, (shape, kind) in enumerate(row[2]):
+        v = _new_vals(r, shape, kind)
+        dt = "i64" if kind.startswith("int:") else dtype
+        nodes.append(inp(f"x{i}", shape, dt))
+        feeds[f"x{i}"] = v if dt == "i64" else v.astype(np.float64 if dtype == "f64" else np.float32)
+    return nodes, feeds
+
+
+NEW = [   # (id, build over nodes, inputs, reference over arrays)
+    ("gather", lambda x, i: F["gather"](x, i), [((5, 3), "f"), ((2, 2), "int:5")], lambda x, i: x[i]),
+    ("gather_axis", lambda x, i: F["gather"](x, i, axis=-1), [((2, 5), "f"), ((3,), "int:5")],
+     lambda x, i: x[:, i]),
+    ("index_tensor", lambda x, i: F["index"](x, [None, i]), [((2, 5, 3), "f"), ((4,), "int:5")],
+     lambda x, i: x[:, i]),
+    ("index_tensor_int", lambda x, i: F["index"](x, [1, None, i]), [((2, 3, 5), "f"), ((2, 2), "int:5")],
+     lambda x, i: x[1, :, i]),
+    ("index_tensor_slice", lambda x, i: F["index"](x, [i, (1, 3, None)]), [((5, 4), "f"), ((3,), "int:5")],
+     lambda x, i: x[i, 1:3]),
+    ("take_along_axis", lambda x, i: F["take_along_axis"](x, i, 1), [((3, 4), "f"), ((3, 6), "int:4")],
+     lambda x, i: np.take_along_axis(x, i, 1)),
+    ("take_along_axis_bcast", lambda x, i: F["take_along_axis"](x, i, 0), [((4, 3), "f"), ((2, 1), "int:4")],
+     lambda x, i: np.take_along_axis(x, np.broadcast_to(i, (2, 3)), 0)),
+    ("scatter_add", lambda x, i, u: F["scatter_add"](x, i, u), [((5, 3), "f"), ((4,), "int:5"), ((4, 3), "f")],
+     lambda x, i, u: _np_add_at(x, (i,), u)),
+    ("scatter_add_axis", lambda x, i, u: F["scatter_add"](x, i, u, axis=1),
+     [((2, 4), "f"), ((2, 3), "int:4"), ((2, 2, 3), "f")], lambda x, i, u: _np_add_at(x, (slice(None), i), u)),
+    # construction and scans
+    ("arange", lambda x: F["add"](F["cast"](F["arange"](4), x.dtype), x), [((3, 4), "f")], lambda x: np.arange(4) + x),
+    ("eye", lambda x: F["mul"](F["eye"](3, x.dtype), x), [((2, 3, 3), "f")], lambda x: np.eye(3) * x),
+    ("diag", lambda v: F["diag"](v), [((2, 4), "f")], lambda v: v[..., None] * np.eye(4)),
+    ("diagonal", lambda a: F["diagonal"](a), [((2, 3, 3), "f")], lambda a: np.diagonal(a, 0, -2, -1)),
+    ("tril", lambda x: F["tril"](x), [((3, 4), "f")], np.tril),
+    ("triu_k", lambda x: F["triu"](x, k=-1), [((2, 4, 3), "f")], lambda x: np.triu(x, -1)),
+    ("cumsum", lambda x: F["cumsum"](x, -1), [((3, 4), "f")], lambda x: np.cumsum(x, -1)),
+    ("cumsum_reverse", lambda x: F["cumsum"](x, 0, reverse=True), [((3, 4), "f")],
+     lambda x: np.cumsum(x[::-1], 0)[::-1]),
+    # einsum
+    ("einsum_ellipsis_bcast", lambda a, b: F["einsum"]("...ij,...jk->...ik", a, b),
+     [((2, 1, 3, 4), "f"), ((5, 4, 2), "f")], lambda a, b: np.einsum("...ij,...jk->...ik", a, b)),
+    ("einsum_ellipsis_summed", lambda a: F["einsum"]("i...j->j", a), [((2, 3, 4, 2), "f")],
+     lambda a: a.sum((0, 1, 2))),
+    ("einsum_implicit", lambda a, b: F["einsum"]("kj, ji", a, b), [((2, 3), "f"), ((3, 4), "f")],
+     lambda a, b: np.einsum("kj,ji", a, b)),
+    ("einsum_implicit_ellipsis", lambda a: F["einsum"]("...ii", a), [((2, 3, 3), "f")],
+     lambda a: np.einsum("...ii", a)),
+    ("einsum_diag_times", lambda a, b: F["einsum"]("ii,i->i", a, b), [((3, 3), "f"), ((3,), "f")],
+     lambda a, b: np.einsum("ii,i->i", a, b)),
+    # linear algebra (also against numpy.linalg on ill-conditioned inputs: tests/test_linalg.py)
+    ("cholesky", lambda a: F["cholesky"](a), [((2, 3, 3), "spd")], np.linalg.cholesky),
+    ("solve_vector", lambda a, b: F["solve"](a, b), [((3, 3), "spd"), ((3,), "f")], np.linalg.solve),
+    ("solve_matrix", lambda a, b: F["solve"](a, b), [((2, 3, 3), "spd"), ((3, 2), "f")], np.linalg.solve),
+    ("solve_triangular", lambda a, b: F["solve_triangular"](a, b), [((3, 3), "spd"), ((3, 2), "f")],
+     lambda a, b: np.linalg.solve(np.tril(a), b)),
+    ("solve_triangular_upper", lambda a, b: F["solve_triangular"](a, b, lower=False),
+     [((3, 3), "spd"), ((3,), "f")], lambda a, b: np.linalg.solve(np.triu(a), b)),
+    ("inv", lambda a: F["inv"](a), [((2, 3, 3), "spd")], np.linalg.inv),
+    ("det", lambda a: F["det"](a), [((3, 3), "spd")], np.linalg.det),
+    ("logdet", lambda a: F["logdet"](a), [((2, 3, 3), "spd")], lambda a: np.linalg.slogdet(a)[1]),
+    # elementwise
+    ("erf", lambda x: F["erf"](x), [((3, 4), "f")], lambda x: _np_erf(x)),
+    ("sin", lambda x: F["sin"](x), [((3, 4), "f")], np.sin),
+    ("cos", lambda x: F["cos"](x), [((3, 4), "f")], np.cos),
+    ("log1p", lambda x: F["log1p"](x), [((3, 4), "pos")], np.log1p),
+    ("gelu", lambda x: F["gelu"](x), [((3, 4), "f")], lambda x: 0.5 * x * (1 + _np_erf(x / np.sqrt(2)))),
+    ("leaky_relu", lambda x: F["leaky_relu"](x, alpha=0.2), [((3, 4), "nz")], lambda x: np.where(x > 0, x, 0.2 * x)),
+    ("elu", lambda x: F["elu"](x), [((3, 4), "nz")], lambda x: np.where(x > 0, x, np.expm1(x))),
+    ("silu", lambda x: F["silu"](x), [((3, 4), "f")], lambda x: x / (1 + np.exp(-x))),
+    # reductions
+    ("var", lambda x: F["var"](x, axis=1), [((3, 4), "f")], lambda x: np.var(x, 1)),
+    ("var_unbiased", lambda x: F["var"](x, axis=[0, 2], keepdims=True, unbiased=True), [((3, 2, 4), "f")],
+     lambda x: np.var(x, (0, 2), keepdims=True, ddof=1)),
+    ("std", lambda x: F["std"](x), [((3, 4), "f")], np.std),
+    ("std_unbiased", lambda x: F["std"](x, axis=0, unbiased=True), [((5, 2), "f")], lambda x: np.std(x, 0, ddof=1)),
+    ("prod", lambda x: F["prod"](x, axis=-1), [((3, 4), "f")], lambda x: np.prod(x, -1)),
+    ("prod_all", lambda x: F["prod"](x), [((2, 3), "nz")], np.prod),
+    # shape
+    ("pad", lambda x: F["pad"](x, [[1, 0], 2]), [((2, 3), "f")], lambda x: np.pad(x, [(1, 0), (2, 2)])),
+    ("pad_value", lambda x: F["pad"](x, 1, value=-3.0), [((2, 3), "f")],
+     lambda x: np.pad(x, 1, constant_values=-3.0)),
+    ("tile", lambda x: F["tile"](x, [2, 3]), [((2, 3), "f")], lambda x: np.tile(x, [2, 3])),
+    ("tile_more_reps", lambda x: F["tile"](x, [2, 1, 2]), [((3,), "f")], lambda x: np.tile(x, [2, 1, 2])),
+    ("split", lambda x: F["concat"]([F["mul"](p, float(k + 1)) for k, p in enumerate(F["split"](x, [1, 3, 2], -1))], -1),
+     [((2, 6), "f")], lambda x: np.concatenate([p * (k + 1) for k, p in enumerate(np.split(x, [1, 4], -1))], -1)),
+    ("split_equal", lambda x: F["sub"](*F["split"](x, 2)), [((4, 3), "f")], lambda x: x[:2] - x[2:]),
+]
+
+
+def _np_erf(x):
+    import math
+    return np.vectorize(math.erf)(x)
+
+
+def _np_add_at(x, where, u):
+    out = x.copy()
+    np.add.at(out, where, u)
+    return out
+
+
+def _new_graph(row, dtype):
+    nodes, feeds = _new_inputs(row, dtype)
+    return row[1](*nodes), nodes, feeds
+
+
+@pytest.mark.parametrize("row", NEW, ids=[r[0] for r in NEW])
+def test_new_builtin_values(row):
+    y, nodes, feeds = _new_graph(row, "f64")
+    want = row[3](*[feeds[n.attrs["name"]] for n in nodes])
+    np.testing.assert_allclose(ev64(y, **feeds), want, rtol=1e-9, atol=1e-12)
+    lower = pytest.importorskip("dslc.lower")
+    ort = pytest.importorskip("onnxruntime")
+    y, nodes, feeds = _new_graph(row, "f32")
+    model = lower.lower_function({"y": y}, nodes)
+    import onnx
+    onnx.checker.check_model(model, full_check=True)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("row", NEW, ids=[r[0] for r in NEW])
+def test_new_builtin_gradients(row):
+    from dslc.autodiff import grad
+    y, nodes, feeds = _new_graph(row, "f64")
+    if y.dtype != "f64":
+        return
+    xs = [n for n in nodes if n.dtype == "f64"]
+    r = np.random.default_rng(1)
+    c = input_("c", TensorType("f64", y.shape))
+    feeds["c"] = r.standard_normal(y.shape)
+    f = F["sum"](F["mul"](y, c))
+    gs = grad(f, xs)
+    s = None
+    for k, g in enumerate(gs):       # s = sum_k <c2_k, df/dx_k>: its gradient is the second derivative
+        c2 = input_(f"c2_{k}", TensorType("f64", g.shape))
+        feeds[f"c2_{k}"] = r.standard_normal(g.shape)
+        t = F["sum"](F["mul"](g, c2))
+        s = t if s is None else F["add"](s, t)
+    g2 = grad(s, xs)
+    got = evaluate({**{"g" + x.attrs["name"]: g for x, g in zip(xs, gs)},
+                    **{"h" + x.attrs["name"]: g for x, g in zip(xs, g2)}}, feeds, dtype_override="f64")
+    for x in xs:
+        name = x.attrs["name"]
+        for fn, key, tol in ((f, "g", 1e-5), (s, "h", 1e-4)):
+            fd = np.zeros_like(feeds[name])
+            for idx in np.ndindex(fd.shape):
+                up, dn = feeds[name].copy(), feeds[name].copy()
+                up[idx] += 1e-6
+                dn[idx] -= 1e-6
+                fd[idx] = (ev64(fn, **{**feeds, name: up}) - ev64(fn, **{**feeds, name: dn})) / 2e-6
+            np.testing.assert_allclose(got[key + name], fd, rtol=tol, atol=tol,
+                                       err_msg=f"{row[0]}: {'second' if key == 'h' else 'first'} derivative in {name}")
+
+
+def test_indexing_errors():
+    x, fi, i = inp("x", (5, 3)), inp("fi", (2,)), inp("i", (2,), "i64")
+    with pytest.raises(SpecError, match=r"gather needs i64 indices, found f32\[2\] \(cast"):
+        F["gather"](x, fi)
+    with pytest.raises(SpecError, match=r"axis 2 is out of range of f32\[5, 3\]"):
+        F["gather"](x, i, axis=2)
+    with pytest.raises(SpecError, match=r"take_along_axis needs indices of the rank of f32\[5, 3\] \(2\)"):
+        F["take_along_axis"](x, i, 0)
+    with pytest.raises(SpecError, match=r"indices i64\[2, 2\] differ in axis 1"):
+        F["take_along_axis"](x, inp("j", (2, 2), "i64"), 0)
+    with pytest.raises(SpecError, match=r"needs updates of shape \[2, 3\], found f32\[2, 4\]"):
+        F["scatter_add"](x, i, inp("u", (2, 4)))
+    with pytest.raises(SpecError, match="several index tensors"):
+        F["index"](x, [i, i])
+    with pytest.raises(SpecError, match="bool mask"):
+        F["index"](x, [inp("m", (5,), "bool")])
+    with pytest.raises(SpecError, match=r"i64 indices, found f32\[2\]"):
+        F["index"](x, [fi])
+
+
+def test_tensor_index_in_a_spec():
+    from dslc import api
+    prog = api.parse("model m {\n    input x: f32[B, 5]\n    input i: i64[3]\n    param W: [7, 5] ~ zeros\n"
+                     "    output y = W[i] + x[:, i][0:3, 0:1]\n    output z = scatter_add(W, i, x[0:3])\n}\n",
+                     filename="t.dl")
+    import dslc
+    m = dslc.compile(prog, "m")
+    import onnxruntime as ort
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = rng.standard_normal((4, 5)).astype(np.float32)
+    iv = np.array([1, 1, 4])
+    y, z = sess.run(["y", "z"], {"x": xv, "i": iv})
+    np.testing.assert_allclose(y, np.zeros((3, 5)) + xv[:, iv][0:3, 0:1], rtol=1e-6)
+    want = np.zeros((7, 5), np.float32)
+    np.add.at(want, iv, xv[:3])
+    np.testing.assert_allclose(z, want, rtol=1e-6)
+    with pytest.raises(SpecError) as e:
+        api.parse("model m {\n    input x: f32[B, 5]\n    input t: f32[3]\n    output y = x[:, t]\n}\n",
+                  filename="bad.dl")
+    assert (e.value.line, e.value.column) == (4, 16) and "i64 indices" in e.value.message, e.value.format()
+
+
+def test_construction_with_symbolic_sizes_in_a_spec():
+    import dslc
+    import onnxruntime as ort
+    from dslc import api
+    prog = api.parse("model m {\n    input x: f32[T, 3]\n    output p = cast(arange(T), \"f32\")\n"
+                     "    output c = tril(ones([T, T])) @ x - cumsum(x, 0)\n"
+                     "    output d = diagonal(eye(T) * 2.0 + diag(p))\n}\n", filename="t.dl")
+    m = dslc.compile(prog, "m")
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = rng.standard_normal((5, 3)).astype(np.float32)
+    p, c, d = sess.run(["p", "c", "d"], {"x": xv})
+    np.testing.assert_array_equal(p, np.arange(5))
+    np.testing.assert_allclose(c, 0, atol=1e-5)
+    np.testing.assert_array_equal(d, 2.0 + np.arange(5))
+
+
+def test_construction_errors():
+    with pytest.raises(SpecError, match=r"diagonal needs square matrices \[..., n, n\], found f32\[3, 4\]"):
+        F["diagonal"](inp("a", (3, 4)))
+    with pytest.raises(SpecError, match=r"tril needs a matrix \(rank >= 2\), found f32\[3\]"):
+        F["tril"](inp("v", (3,)))
+    with pytest.raises(SpecError, match=r"cumsum: axis 2 is out of range"):
+        F["cumsum"](inp("v", (3, 2)), 2)
+    with pytest.raises(SpecError, match="arange needs a size n >= 0"):
+        F["arange"](-1)
+    with pytest.raises(SpecError, match=r"diag needs a vector"):
+        F["diag"](1.0)
+
+
+def test_log1p_is_accurate_and_elu_grad_is_finite_in_onnx():
+    import onnxruntime as ort
+    from dslc.autodiff import grad
+    from dslc.lower import lower_function
+    x = inp("x", (5,))
+    outs = {"l": F["log1p"](x), "g": grad(F["sum"](F["elu"](x)), [x])[0]}
+    sess = ort.InferenceSession(lower_function(outs, [x]).SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = np.array([1e-10, -1e-7, 3e-4, 100.0, 1e3], np.float32)
+    lv, gv = sess.run(["l", "g"], {"x": xv})
+    np.testing.assert_allclose(lv, np.log1p(xv.astype(np.float64)), rtol=1e-6)
+    assert np.all(np.isfinite(gv))
+    np.testing.assert_allclose(gv, [1, np.exp(-1e-7), 1, 1, 1], rtol=1e-6)
+
+
+def test_more_builtins_in_a_spec_and_errors():
+    import dslc
+    from dslc import api
+    prog = api.parse("model m {\n    input x: f32[B, 6]\n    a, b = split(x, 2, -1)\n"
+                     "    h, t = split(x, [1, 5], axis = 1)\n"
+                     "    output y = a * b + sum(t, axis = -1, keepdims = true) * h\n}\n", filename="t.dl")
+    m = dslc.compile(prog, "m")
+    import onnxruntime as ort
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = rng.standard_normal((2, 6)).astype(np.float32)
+    (y,) = sess.run(["y"], {"x": xv})
+    np.testing.assert_allclose(y, xv[:, :3] * xv[:, 3:] + xv[:, 1:].sum(-1, keepdims=True) * xv[:, :1], rtol=1e-5)
+    x = inp("x", (4, 6))
+    with pytest.raises(SpecError, match=r"cannot split axis 0 of f32\[4, 6\] into 3 equal parts"):
+        F["split"](x, 3)
+    with pytest.raises(SpecError, match=r"split sizes \[1, 2\] do not add up to axis 1"):
+        F["split"](x, [1, 2], 1)
+    with pytest.raises(SpecError, match=r"pad of f32\[4, 6\] needs 2 widths"):
+        F["pad"](x, [1, 2, 3])
+    with pytest.raises(SpecError, match="non-negative integers"):
+        F["pad"](x, [1, -2])
+    with pytest.raises(SpecError, match="positive integer repeat counts"):
+        F["tile"](x, [0, 2])
+    with pytest.raises(SpecError, match=r"var needs a float tensor, found i64\[3\]"):
+        F["var"](inp("k", (3,), "i64"))
+    with pytest.raises(SpecError, match=r"gelu needs a float tensor"):
+        F["gelu"](inp("k", (3,), "i64"))
+
+
+def test_issue13_names_are_builtins():
+    names = """gather take_along_axis scatter_add one_hot arange eye diag diagonal tril triu cumsum
+    erf sin cos log1p gelu leaky_relu elu silu var std prod pad tile split""".split()
+    assert not [n for n in names if n not in BUILTINS]
+    assert BUILTINS["var"].keywords == {"axis": None, "keepdims": False, "unbiased": False}
+    assert BUILTINS["leaky_relu"].keywords == {"alpha": 0.01}
+
+
+def test_einsum_errors():
+    a, b = inp("a", (3, 4)), inp("b", (5, 2))
+    for spec, args, msg in [
+        ("ij,jk->ik", (a, b), r"letter `j` is 4 in operand 1 and 5 in operand 2"),
+        ("ij,jk->ik", (a,), r"has 2 operand subscripts, found 1 tensors"),
+        ("ijk->i", (a,), r"subscripts `ijk` name 3 axes, but operand 1 is f32\[3, 4\]"),
+        ("ij->iz", (a,), r"output letter `z` is in no operand"),
+        ("ij->ii", (a,), r"the output repeats a letter"),
+        ("i1->i", (a,), r"has '1': subscripts are letters"),
+        ("ij->i->j", (a,), r"more than one `->`"),
+        ("ij->...", (a,), r"the output has `...` but no operand does"),
+        ("...i,...i->...", (a, inp("c", (2, 4))), r"cannot broadcast the `...` axes of \[3\] and \[2\]"),
+    ]:
+        with pytest.raises(SpecError, match=msg):
+            F["einsum"](spec, *args)
+    with pytest.raises(SpecError, match=r"einsum needs number tensors"):
+        F["einsum"]("i->i", inp("m", (3,), "bool"))
+    from dslc import api
+    with pytest.raises(SpecError) as e:
+        api.parse('model m {\n    input x: f32[B, 5]\n    output y = einsum("bi,ij->bj", x, x)\n}\n', filename="bad.dl")
+    assert (e.value.line, e.value.column) == (3, 16) and "letter `i`" in e.value.message, e.value.format()
+
+
+def test_einsum_in_a_spec():
+    import dslc
+    import onnxruntime as ort
+    from dslc import api
+    prog = api.parse('model m {\n    input q: f32[B, T, 4]\n    input k: f32[B, T, 4]\n'
+                     '    output s = einsum("btd,bsd->bts", q, k)\n}\n', filename="t.dl")
+    m = dslc.compile(prog, "m")
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    qv, kv = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((2, 3, 4)).astype(np.float32)
+    (s,) = sess.run(["s"], {"q": qv, "k": kv})
+    np.testing.assert_allclose(s, qv @ kv.transpose(0, 2, 1), rtol=1e-5, atol=1e-6)
+
+
+TREE = """
+layer compose(buf: [N, d], o: [3]) {
+    param W: [2 * d, d] ~ glorot_uniform
+    kids = gather(buf, o[1:3])
+    h = tanh(concat([kids[0:1], kids[1:2]], axis = -1) @ W)
+    return scatter_add(buf, o[0:1], h)
+}
+
+model tree {
+    input leaves: f32[7, 4]
+    input order: i64[T, 3]
+    bufs = scan(compose, order, leaves)
+    loss = sum(bufs[-1][6] * bufs[-1][6])
+}
+"""
+
+
+def test_gather_and_scatter_add_inside_a_scan():
+    """A recursive network's node buffer read with gather and written with scatter_add,
+    along a topological order in a scan (notes §8.1): gradient vs FD, ONNX vs NumPy."""
+    from dslc import api
+    from dslc.autodiff import grad
+    from dslc.init import initial_value
+    m = api.parse(TREE, filename="tree.dl").models["tree"]
+    loss, W = m.losses["loss"].node, m.params["bufs.W"]
+    leaves = np.zeros((7, 4))
+    leaves[:4] = rng.standard_normal((4, 4))
+    feeds = {"leaves": leaves, "order": np.array([[4, 0, 1], [5, 2, 3], [6, 4, 5]]),
+             "bufs.W": initial_value(W.attrs["init"], W.shape, "f32", 0, "bufs.W").astype(np.float64)}
+    (gw,) = grad(loss, [W])
+    got = ev64(gw, **feeds)
+    fd = np.zeros_like(got)
+    for idx in np.ndindex(fd.shape):
+        up, dn = feeds["bufs.W"].copy(), feeds["bufs.W"].copy()
+        up[idx] += 1e-6
+        dn[idx] -= 1e-6
+        fd[idx] = (ev64(loss, **{**feeds, "bufs.W": up}) - ev64(loss, **{**feeds, "bufs.W": dn})) / 2e-6
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
+    from dslc.lower import lower_function
+    import onnxruntime as ort
+    ins = [m.inputs["leaves"], m.inputs["order"], W]
+    sess = ort.InferenceSession(lower_function({"l": loss, "g": gw}, ins).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    lo, go = sess.run(["l", "g"], {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in feeds.items()})
+    np.testing.assert_allclose(lo, ev64(loss, **feeds), rtol=1e-5)
+    np.testing.assert_allclose(go, got, rtol=1e-4, atol=1e-6)
+
+
+def test_negative_indices_count_from_the_end():
+    import onnxruntime as ort
+    from dslc.autodiff import grad
+    from dslc.lower import lower_function
+    x, i, t = inp("x", (5, 3)), inp("i", (4,), "i64"), inp("t", (5, 2), "i64")
+    y, z = F["gather"](x, i), F["take_along_axis"](x, t, 1)
+    (g,) = grad(F["add"](F["sum"](F["mul"](y, y)), F["sum"](F["mul"](z, z))), [x])
+    feeds = {"x": rng.standard_normal((5, 3)).astype(np.float32), "i": np.array([-1, 0, -5, 4]),
+             "t": np.array([[-1, 0]] * 5)}
+    sess = ort.InferenceSession(lower_function({"y": y, "g": g}, [x, i, t]).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    yo, go = sess.run(["y", "g"], feeds)
+    np.testing.assert_array_equal(yo, feeds["x"][feeds["i"]])
+    want = 2 * feeds["x"] * (np.bincount(feeds["i"] % 5, minlength=5)[:, None] + (np.arange(3) % 3 == 2) + (np.arange(3) == 0))
+    np.testing.assert_allclose(go, want, rtol=1e-6)
+
+
+def test_prod_gradient_is_exact_with_zeros():
+    from dslc.autodiff import grad
+    x = inp("x", (3, 4), "f64")
+    xv = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 3.0, 4.0], [0.0, 2.0, 0.0, 4.0]])
+    (g,) = grad(F["sum"](F["prod"](x, axis=-1)), [x])
+    want = np.array([[np.prod(np.delete(r, i)) for i in range(4)] for r in xv])
+    np.testing.assert_array_equal(ev64(g, x=xv), want)

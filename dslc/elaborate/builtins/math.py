@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...ir import dims as D
 from ...ir.dims import Sym, show, show_shape
 from ...ir.node import Node, ShapeError, apply as P
+from .index import tensor_index
 from .core import (builtin, known, need_float, norm_axes, norm_axis, prod, tensor,
                             unify)
 
@@ -330,9 +331,12 @@ _HUGE = 2 ** 62     # indices beyond this cannot be an element of any tensor (an
 @builtin("x:tensor, items:items")
 def index(x, items):
     """x[items]: per axis an int (drops the axis; negative counts from the end),
-    a slice (start, stop, step) of ints / dims / None, or None for `:`."""
+    a slice (start, stop, step) of ints / dims / None, None for `:`, or one
+    i64 tensor (a gather along that axis)."""
     x = tensor(x)
     items = list(items)
+    if any(isinstance(it, Node) for it in items):      # x[idx] with an i64 tensor: a gather
+        return tensor_index(x, items, index)
     if len(items) > x.rank:
         raise ShapeError(f"too many indices ({len(items)}) for {x.type}")
     spec, drop = [], []

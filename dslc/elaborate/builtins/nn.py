@@ -140,6 +140,8 @@ def embedding(ids, table):
 def one_hot(labels, depth, dtype="f32"):
     """one_hot(y, K)[..., k] = 1 if y == k else 0"""
     labels = tensor(labels, "i64")
+    if int(depth) < 1:
+        raise ShapeError(f"one_hot needs at least one class, found depth {depth}")
     return P("one_hot", labels, depth=int(depth), dtype=dtype)
 
 
