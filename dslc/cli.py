@@ -30,6 +30,16 @@ def _model_name(prog, name):
 
 # -- check ---------------------------------------------------------------------------
 def cmd_check(a) -> int:
+    if a.layers:
+        from .layerdoc import layers_text, stdlib_docs
+        names = [a.spec] if a.spec else None
+        if names and names[0] not in {d.name for d in stdlib_docs()}:
+            from .errors import suggest
+            raise UsageError(f"no standard layer named `{a.spec}`" + suggest(a.spec, [d.name for d in stdlib_docs()]))
+        print(layers_text(names), end="")
+        return 0
+    if not a.spec:
+        raise UsageError("give a spec to check (or --layers for the standard layers)")
     from .report import describe_program
     prog = _load(a.spec)
     print(describe_program(prog))
@@ -146,7 +156,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("check", help="parse and check a spec; print each model's inputs, outputs and params")
-    s.add_argument("spec")
+    s.add_argument("spec", nargs="?", help="the spec (with --layers: a standard layer's name)")
+    s.add_argument("--layers", action="store_true",
+                   help="print the standard layers' signatures, docs and params instead")
     s.set_defaults(fn=cmd_check)
 
     s = sub.add_parser("compile", help="write the inference (or --training) ONNX graph")
