@@ -489,3 +489,158 @@ def test_builtin_graphs_lint():
             "i": F["index"](img, [-1, None, (1, T - 1, None)])}
     outs["g"] = F["grad"](outs["ce"], zn)
     Graph(outs).lint()
+
+
+# -- issue 13's built-ins: one table, each row checked four ways ------------------------------
+# (a) the NumPy engine (float64) against a NumPy / numpy.linalg reference, (b) ONNX Runtime
+# (float32) against it, (c) float64 finite differences of the gradient and (d) of the
+# second derivative. Inputs: (shape, kind) with kind f (normal) | pos | nz | spd (symmetric
+# positive definite, last two dims) | int:K (i64 in [0, K)).
+
+def _new_vals(r, shape, kind):
+    if kind == "pos":
+        return r.uniform(0.5, 2.0, shape)
+    if kind == "nz":
+        return r.choice([-1.0, 1.0], shape) * r.uniform(0.3, 1.5, shape)
+    if kind == "spd":
+        a = r.standard_normal(shape)
+        return a @ np.swapaxes(a, -1, -2) / shape[-1] + np.eye(shape[-1])
+    if kind.startswith("int:"):
+        return r.integers(0, int(kind[4:]), shape).astype(np.int64)
+    return r.standard_normal(shape)
+
+
+def _new_inputs(row, dtype, seed=0):
+    r = np.random.default_rng(seed)
+    nodes, feeds = [], {}
+    for i, (shape, kind) in enumerate(row[2]):
+        v = _new_vals(r, shape, kind)
+        dt = "i64" if kind.startswith("int:") else dtype
+        nodes.append(inp(f"x{i}", shape, dt))
+        feeds[f"x{i}"] = v if dt == "i64" else v.astype(np.float64 if dtype == "f64" else np.float32)
+    return nodes, feeds
+
+
+NEW = [   # (id, build over nodes, inputs, reference over arrays)
+    ("gather", lambda x, i: F["gather"](x, i), [((5, 3), "f"), ((2, 2), "int:5")], lambda x, i: x[i]),
+    ("gather_axis", lambda x, i: F["gather"](x, i, axis=-1), [((2, 5), "f"), ((3,), "int:5")],
+     lambda x, i: x[:, i]),
+    ("index_tensor", lambda x, i: F["index"](x, [None, i]), [((2, 5, 3), "f"), ((4,), "int:5")],
+     lambda x, i: x[:, i]),
+    ("index_tensor_int", lambda x, i: F["index"](x, [1, None, i]), [((2, 3, 5), "f"), ((2, 2), "int:5")],
+     lambda x, i: x[1, :, i]),
+    ("index_tensor_slice", lambda x, i: F["index"](x, [i, (1, 3, None)]), [((5, 4), "f"), ((3,), "int:5")],
+     lambda x, i: x[i, 1:3]),
+    ("take_along_axis", lambda x, i: F["take_along_axis"](x, i, 1), [((3, 4), "f"), ((3, 6), "int:4")],
+     lambda x, i: np.take_along_axis(x, i, 1)),
+    ("take_along_axis_bcast", lambda x, i: F["take_along_axis"](x, i, 0), [((4, 3), "f"), ((2, 1), "int:4")],
+     lambda x, i: np.take_along_axis(x, np.broadcast_to(i, (2, 3)), 0)),
+    ("scatter_add", lambda x, i, u: F["scatter_add"](x, i, u), [((5, 3), "f"), ((4,), "int:5"), ((4, 3), "f")],
+     lambda x, i, u: _np_add_at(x, (i,), u)),
+    ("scatter_add_axis", lambda x, i, u: F["scatter_add"](x, i, u, axis=1),
+     [((2, 4), "f"), ((2, 3), "int:4"), ((2, 2, 3), "f")], lambda x, i, u: _np_add_at(x, (slice(None), i), u)),
+]
+
+
+def _np_add_at(x, where, u):
+    out = x.copy()
+    np.add.at(out, where, u)
+    return out
+
+
+def _new_graph(row, dtype):
+    nodes, feeds = _new_inputs(row, dtype)
+    return row[1](*nodes), nodes, feeds
+
+
+@pytest.mark.parametrize("row", NEW, ids=[r[0] for r in NEW])
+def test_new_builtin_values(row):
+    y, nodes, feeds = _new_graph(row, "f64")
+    want = row[3](*[feeds[n.attrs["name"]] for n in nodes])
+    np.testing.assert_allclose(ev64(y, **feeds), want, rtol=1e-9, atol=1e-12)
+    lower = pytest.importorskip("dslc.lower")
+    ort = pytest.importorskip("onnxruntime")
+    y, nodes, feeds = _new_graph(row, "f32")
+    model = lower.lower_function({"y": y}, nodes)
+    import onnx
+    onnx.checker.check_model(model, full_check=True)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("row", NEW, ids=[r[0] for r in NEW])
+def test_new_builtin_gradients(row):
+    from dslc.autodiff import grad
+    y, nodes, feeds = _new_graph(row, "f64")
+    if y.dtype != "f64":
+        return
+    xs = [n for n in nodes if n.dtype == "f64"]
+    r = np.random.default_rng(1)
+    c = input_("c", TensorType("f64", y.shape))
+    feeds["c"] = r.standard_normal(y.shape)
+    f = F["sum"](F["mul"](y, c))
+    gs = grad(f, xs)
+    s = None
+    for k, g in enumerate(gs):       # s = sum_k <c2_k, df/dx_k>: its gradient is the second derivative
+        c2 = input_(f"c2_{k}", TensorType("f64", g.shape))
+        feeds[f"c2_{k}"] = r.standard_normal(g.shape)
+        t = F["sum"](F["mul"](g, c2))
+        s = t if s is None else F["add"](s, t)
+    g2 = grad(s, xs)
+    got = evaluate({**{"g" + x.attrs["name"]: g for x, g in zip(xs, gs)},
+                    **{"h" + x.attrs["name"]: g for x, g in zip(xs, g2)}}, feeds, dtype_override="f64")
+    for x in xs:
+        name = x.attrs["name"]
+        for fn, key, tol in ((f, "g", 1e-5), (s, "h", 1e-4)):
+            fd = np.zeros_like(feeds[name])
+            for idx in np.ndindex(fd.shape):
+                up, dn = feeds[name].copy(), feeds[name].copy()
+                up[idx] += 1e-6
+                dn[idx] -= 1e-6
+                fd[idx] = (ev64(fn, **{**feeds, name: up}) - ev64(fn, **{**feeds, name: dn})) / 2e-6
+            np.testing.assert_allclose(got[key + name], fd, rtol=tol, atol=tol,
+                                       err_msg=f"{row[0]}: {'second' if key == 'h' else 'first'} derivative in {name}")
+
+
+def test_indexing_errors():
+    x, fi, i = inp("x", (5, 3)), inp("fi", (2,)), inp("i", (2,), "i64")
+    with pytest.raises(SpecError, match=r"gather needs i64 indices, found f32\[2\] \(cast"):
+        F["gather"](x, fi)
+    with pytest.raises(SpecError, match=r"axis 2 is out of range of f32\[5, 3\]"):
+        F["gather"](x, i, axis=2)
+    with pytest.raises(SpecError, match=r"take_along_axis needs indices of the rank of f32\[5, 3\] \(2\)"):
+        F["take_along_axis"](x, i, 0)
+    with pytest.raises(SpecError, match=r"indices i64\[2, 2\] differ in axis 1"):
+        F["take_along_axis"](x, inp("j", (2, 2), "i64"), 0)
+    with pytest.raises(SpecError, match=r"needs updates of shape \[2, 3\], found f32\[2, 4\]"):
+        F["scatter_add"](x, i, inp("u", (2, 4)))
+    with pytest.raises(SpecError, match="several index tensors"):
+        F["index"](x, [i, i])
+    with pytest.raises(SpecError, match="bool mask"):
+        F["index"](x, [inp("m", (5,), "bool")])
+    with pytest.raises(SpecError, match=r"i64 indices, found f32\[2\]"):
+        F["index"](x, [fi])
+
+
+def test_tensor_index_in_a_spec():
+    from dslc import api
+    prog = api.parse("model m {\n    input x: f32[B, 5]\n    input i: i64[3]\n    param W: [7, 5] ~ zeros\n"
+                     "    output y = W[i] + x[:, i][0:3, 0:1]\n    output z = scatter_add(W, i, x[0:3])\n}\n",
+                     filename="t.dl")
+    import dslc
+    m = dslc.compile(prog, "m")
+    import onnxruntime as ort
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = rng.standard_normal((4, 5)).astype(np.float32)
+    iv = np.array([1, 1, 4])
+    y, z = sess.run(["y", "z"], {"x": xv, "i": iv})
+    np.testing.assert_allclose(y, np.zeros((3, 5)) + xv[:, iv][0:3, 0:1], rtol=1e-6)
+    want = np.zeros((7, 5), np.float32)
+    np.add.at(want, iv, xv[:3])
+    np.testing.assert_allclose(z, want, rtol=1e-6)
+    with pytest.raises(SpecError) as e:
+        api.parse("model m {\n    input x: f32[B, 5]\n    input t: f32[3]\n    output y = x[:, t]\n}\n",
+                  filename="bad.dl")
+    assert (e.value.line, e.value.column) == (4, 16) and "i64 indices" in e.value.message, e.value.format()

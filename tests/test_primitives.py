@@ -121,6 +121,13 @@ ROWS = [
     R("gather", lambda t, i: P("gather", t, i), f((5, 3)), In((2, 3), "i64", "int:5")),
     R("scatter_add", lambda i, u: P("scatter_add", i, u, rows=5), In((4,), "i64", "int:5"), f((4, 3))),
     R("one_hot", lambda i: P("one_hot", i, depth=4, dtype="f32"), In((5,), "i64", "int:4")),
+    # -- indexing by integer tensors (index.py)
+    R("gather_axis1", lambda x, i: P("gather", x, i, axis=1), f((3, 5)), In((2, 2), "i64", "int:5")),
+    R("scatter_add_axis1", lambda i, u: P("scatter_add", i, u, rows=4, axis=1),
+      In((2, 3), "i64", "int:4"), f((2, 2, 3, 3))),
+    R("take_along_axis", lambda x, i: P("take_along_axis", x, i, axis=1), f((3, 4)), In((3, 5), "i64", "int:4")),
+    R("scatter_along", lambda i, u: P("scatter_along", i, u, shape=(3, 4), axis=1),
+      In((3, 5), "i64", "int:4"), f((3, 5))),
     # -- networks
     R("matmul", lambda a, b: P("matmul", a, b), f((3, 4)), f((4, 2))),
     R("matmul_batch_bcast", lambda a, b: P("matmul", a, b), f((2, 1, 3, 4)), f((3, 4, 2))),

@@ -160,8 +160,10 @@ def _index(e, scope, name):
 
 def _index_dim(e, scope):
     v = ev(e, scope)
+    if isinstance(v, Node):                      # an i64 index tensor: x[idx] gathers
+        return v
     if isinstance(v, bool) or not (isinstance(v, int) or isinstance(v, Sym)):
-        raise SpecError(f"an index must be an integer or a dim, found {describe(v)}", e.loc)
+        raise SpecError(f"an index must be an integer, a dim or an i64 tensor, found {describe(v)}", e.loc)
     return v
 
 

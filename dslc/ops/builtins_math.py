@@ -327,9 +327,13 @@ def _entry_text(it) -> str:
 @builtin("x:tensor, items:items")
 def index(x, items):
     """x[items]: per axis an int (drops the axis; negative counts from the end),
-    a slice (start, stop, step) of ints / dims / None, or None for `:`."""
+    a slice (start, stop, step) of ints / dims / None, None for `:`, or one
+    i64 tensor (a gather along that axis)."""
     x = tensor(x)
     items = list(items)
+    if any(isinstance(it, Node) for it in items):      # x[idx] with an i64 tensor: a gather
+        from .builtins_index import tensor_index
+        return tensor_index(x, items, index)
     if len(items) > x.rank:
         raise ShapeError(f"too many indices ({len(items)}) for {x.type}")
     spec, drop = [], []

@@ -1,5 +1,5 @@
 """Shape primitives: reshape, transpose, concat, (un)squeeze, expand, slice,
-flip, pad, fill, gather / scatter-add, one-hot. Dims in attributes may be
+flip, pad, fill, one-hot (gathers and scatters: index.py). Dims in attributes may be
 symbolic; the lowering turns them into shape tensors at run time."""
 from __future__ import annotations
 
@@ -221,43 +221,6 @@ primitive("fill", "shape", lambda types, value, shape, dtype: TensorType(dtype, 
           vjp=lambda g, out, value, shape, dtype: (),
           onnx=lambda b, value, shape, dtype: b.ConstantOfShape(b.dims(shape), value=b.tensor([value], dtype)),
           np=lambda value, shape, dtype: np.full(shape, value, dtype=NUMPY[dtype]))
-
-
-# -- gather rows (embedding lookup) and its adjoint, scatter-add -----------
-def _gather_shape(types):
-    table, ids = types
-    if ids.dtype != "i64":
-        raise ShapeError(f"lookup ids must be i64, found {ids}")
-    if table.rank < 1:
-        raise ShapeError(f"cannot look up rows of a scalar {table}")
-    return table.with_shape(ids.shape + table.shape[1:])
-
-
-def _scatter_shape(types, rows):
-    ids, upd = types
-    return upd.with_shape((rows,) + upd.shape[ids.rank:])
-
-
-def _scatter_np(ids, upd, rows):
-    out = np.zeros((rows,) + upd.shape[ids.ndim:], dtype=upd.dtype)
-    np.add.at(out, ids, upd)
-    return out
-
-
-def _scatter_onnx(b, ids, upd, rows):
-    upd_t = b.node.inputs[1].type
-    zeros = b.ConstantOfShape(b.dims((rows,) + upd_t.shape[b.node.inputs[0].rank:]),
-                              value=b.tensor([0.0], upd_t.dtype))
-    return b.ScatterND(zeros, b.Unsqueeze(ids, b.ints([-1])), upd, reduction="add")
-
-
-primitive("gather", "shape", _gather_shape,
-          vjp=lambda g, out, table, ids: (P("scatter_add", ids, g, rows=table.shape[0]), None),
-          onnx=lambda b, table, ids: b.Gather(table, ids, axis=0),
-          np=lambda table, ids: table[ids])
-primitive("scatter_add", "shape", _scatter_shape,
-          vjp=lambda g, out, ids, upd, rows: (None, P("gather", g, ids)),   # adjoint of scatter-add is gather
-          onnx=_scatter_onnx, np=_scatter_np)
 
 
 # -- one-hot ---------------------------------------------------------------
