@@ -539,6 +539,16 @@ NEW = [   # (id, build over nodes, inputs, reference over arrays)
      lambda x, i, u: _np_add_at(x, (i,), u)),
     ("scatter_add_axis", lambda x, i, u: F["scatter_add"](x, i, u, axis=1),
      [((2, 4), "f"), ((2, 3), "int:4"), ((2, 2, 3), "f")], lambda x, i, u: _np_add_at(x, (slice(None), i), u)),
+    # construction and scans
+    ("arange", lambda x: F["add"](F["cast"](F["arange"](4), x.dtype), x), [((3, 4), "f")], lambda x: np.arange(4) + x),
+    ("eye", lambda x: F["mul"](F["eye"](3, x.dtype), x), [((2, 3, 3), "f")], lambda x: np.eye(3) * x),
+    ("diag", lambda v: F["diag"](v), [((2, 4), "f")], lambda v: v[..., None] * np.eye(4)),
+    ("diagonal", lambda a: F["diagonal"](a), [((2, 3, 3), "f")], lambda a: np.diagonal(a, 0, -2, -1)),
+    ("tril", lambda x: F["tril"](x), [((3, 4), "f")], np.tril),
+    ("triu_k", lambda x: F["triu"](x, k=-1), [((2, 4, 3), "f")], lambda x: np.triu(x, -1)),
+    ("cumsum", lambda x: F["cumsum"](x, -1), [((3, 4), "f")], lambda x: np.cumsum(x, -1)),
+    ("cumsum_reverse", lambda x: F["cumsum"](x, 0, reverse=True), [((3, 4), "f")],
+     lambda x: np.cumsum(x[::-1], 0)[::-1]),
 ]
 
 
@@ -644,3 +654,32 @@ def test_tensor_index_in_a_spec():
         api.parse("model m {\n    input x: f32[B, 5]\n    input t: f32[3]\n    output y = x[:, t]\n}\n",
                   filename="bad.dl")
     assert (e.value.line, e.value.column) == (4, 16) and "i64 indices" in e.value.message, e.value.format()
+
+
+def test_construction_with_symbolic_sizes_in_a_spec():
+    import dslc
+    import onnxruntime as ort
+    from dslc import api
+    prog = api.parse("model m {\n    input x: f32[T, 3]\n    output p = cast(arange(T), \"f32\")\n"
+                     "    output c = tril(ones([T, T])) @ x - cumsum(x, 0)\n"
+                     "    output d = diagonal(eye(T) * 2.0 + diag(p))\n}\n", filename="t.dl")
+    m = dslc.compile(prog, "m")
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = rng.standard_normal((5, 3)).astype(np.float32)
+    p, c, d = sess.run(["p", "c", "d"], {"x": xv})
+    np.testing.assert_array_equal(p, np.arange(5))
+    np.testing.assert_allclose(c, 0, atol=1e-5)
+    np.testing.assert_array_equal(d, 2.0 + np.arange(5))
+
+
+def test_construction_errors():
+    with pytest.raises(SpecError, match=r"diagonal needs square matrices \[..., n, n\], found f32\[3, 4\]"):
+        F["diagonal"](inp("a", (3, 4)))
+    with pytest.raises(SpecError, match=r"tril needs a matrix \(rank >= 2\), found f32\[3\]"):
+        F["tril"](inp("v", (3,)))
+    with pytest.raises(SpecError, match=r"cumsum: axis 2 is out of range"):
+        F["cumsum"](inp("v", (3, 2)), 2)
+    with pytest.raises(SpecError, match="arange needs a size n >= 0"):
+        F["arange"](-1)
+    with pytest.raises(SpecError, match=r"diag needs a vector"):
+        F["diag"](1.0)

@@ -121,6 +121,13 @@ ROWS = [
     R("gather", lambda t, i: P("gather", t, i), f((5, 3)), In((2, 3), "i64", "int:5")),
     R("scatter_add", lambda i, u: P("scatter_add", i, u, rows=5), In((4,), "i64", "int:5"), f((4, 3))),
     R("one_hot", lambda i: P("one_hot", i, depth=4, dtype="f32"), In((5,), "i64", "int:4")),
+    # -- construction and scans (construct.py)
+    R("range", lambda dt: P("range", n=5, dtype=dt)),
+    R("tril", lambda x: P("trilu", x, k=0, upper=False), f((2, 3, 4))),
+    R("triu_k", lambda x: P("trilu", x, k=1, upper=True), f((4, 3))),
+    R("tril_k_neg", lambda x: P("trilu", x, k=-1, upper=False), f((4, 4))),
+    R("cumsum", lambda x: P("cumsum", x, axis=1, reverse=False), f((3, 4))),
+    R("cumsum_reverse", lambda x: P("cumsum", x, axis=0, reverse=True), f((4, 2))),
     # -- indexing by integer tensors (index.py)
     R("gather_axis1", lambda x, i: P("gather", x, i, axis=1), f((3, 5)), In((2, 2), "i64", "int:5")),
     R("scatter_add_axis1", lambda i, u: P("scatter_add", i, u, rows=4, axis=1),
