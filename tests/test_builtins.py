@@ -549,7 +549,38 @@ NEW = [   # (id, build over nodes, inputs, reference over arrays)
     ("cumsum", lambda x: F["cumsum"](x, -1), [((3, 4), "f")], lambda x: np.cumsum(x, -1)),
     ("cumsum_reverse", lambda x: F["cumsum"](x, 0, reverse=True), [((3, 4), "f")],
      lambda x: np.cumsum(x[::-1], 0)[::-1]),
+    # elementwise
+    ("erf", lambda x: F["erf"](x), [((3, 4), "f")], lambda x: _np_erf(x)),
+    ("sin", lambda x: F["sin"](x), [((3, 4), "f")], np.sin),
+    ("cos", lambda x: F["cos"](x), [((3, 4), "f")], np.cos),
+    ("log1p", lambda x: F["log1p"](x), [((3, 4), "pos")], np.log1p),
+    ("gelu", lambda x: F["gelu"](x), [((3, 4), "f")], lambda x: 0.5 * x * (1 + _np_erf(x / np.sqrt(2)))),
+    ("leaky_relu", lambda x: F["leaky_relu"](x, alpha=0.2), [((3, 4), "nz")], lambda x: np.where(x > 0, x, 0.2 * x)),
+    ("elu", lambda x: F["elu"](x), [((3, 4), "nz")], lambda x: np.where(x > 0, x, np.expm1(x))),
+    ("silu", lambda x: F["silu"](x), [((3, 4), "f")], lambda x: x / (1 + np.exp(-x))),
+    # reductions
+    ("var", lambda x: F["var"](x, axis=1), [((3, 4), "f")], lambda x: np.var(x, 1)),
+    ("var_unbiased", lambda x: F["var"](x, axis=[0, 2], keepdims=True, unbiased=True), [((3, 2, 4), "f")],
+     lambda x: np.var(x, (0, 2), keepdims=True, ddof=1)),
+    ("std", lambda x: F["std"](x), [((3, 4), "f")], np.std),
+    ("std_unbiased", lambda x: F["std"](x, axis=0, unbiased=True), [((5, 2), "f")], lambda x: np.std(x, 0, ddof=1)),
+    ("prod", lambda x: F["prod"](x, axis=-1), [((3, 4), "f")], lambda x: np.prod(x, -1)),
+    ("prod_all", lambda x: F["prod"](x), [((2, 3), "nz")], np.prod),
+    # shape
+    ("pad", lambda x: F["pad"](x, [[1, 0], 2]), [((2, 3), "f")], lambda x: np.pad(x, [(1, 0), (2, 2)])),
+    ("pad_value", lambda x: F["pad"](x, 1, value=-3.0), [((2, 3), "f")],
+     lambda x: np.pad(x, 1, constant_values=-3.0)),
+    ("tile", lambda x: F["tile"](x, [2, 3]), [((2, 3), "f")], lambda x: np.tile(x, [2, 3])),
+    ("tile_more_reps", lambda x: F["tile"](x, [2, 1, 2]), [((3,), "f")], lambda x: np.tile(x, [2, 1, 2])),
+    ("split", lambda x: F["concat"]([F["mul"](p, float(k + 1)) for k, p in enumerate(F["split"](x, [1, 3, 2], -1))], -1),
+     [((2, 6), "f")], lambda x: np.concatenate([p * (k + 1) for k, p in enumerate(np.split(x, [1, 4], -1))], -1)),
+    ("split_equal", lambda x: F["sub"](*F["split"](x, 2)), [((4, 3), "f")], lambda x: x[:2] - x[2:]),
 ]
+
+
+def _np_erf(x):
+    import math
+    return np.vectorize(math.erf)(x)
 
 
 def _np_add_at(x, where, u):
@@ -683,3 +714,54 @@ def test_construction_errors():
         F["arange"](-1)
     with pytest.raises(SpecError, match=r"diag needs a vector"):
         F["diag"](1.0)
+
+
+def test_log1p_is_accurate_and_elu_grad_is_finite_in_onnx():
+    import onnxruntime as ort
+    from dslc.autodiff import grad
+    from dslc.lower import lower_function
+    x = inp("x", (5,))
+    outs = {"l": F["log1p"](x), "g": grad(F["sum"](F["elu"](x)), [x])[0]}
+    sess = ort.InferenceSession(lower_function(outs, [x]).SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = np.array([1e-10, -1e-7, 3e-4, 100.0, 1e3], np.float32)
+    lv, gv = sess.run(["l", "g"], {"x": xv})
+    np.testing.assert_allclose(lv, np.log1p(xv.astype(np.float64)), rtol=1e-6)
+    assert np.all(np.isfinite(gv))
+    np.testing.assert_allclose(gv, [1, np.exp(-1e-7), 1, 1, 1], rtol=1e-6)
+
+
+def test_more_builtins_in_a_spec_and_errors():
+    import dslc
+    from dslc import api
+    prog = api.parse("model m {\n    input x: f32[B, 6]\n    a, b = split(x, 2, -1)\n"
+                     "    h, t = split(x, [1, 5], axis = 1)\n"
+                     "    output y = a * b + sum(t, axis = -1, keepdims = true) * h\n}\n", filename="t.dl")
+    m = dslc.compile(prog, "m")
+    import onnxruntime as ort
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    xv = rng.standard_normal((2, 6)).astype(np.float32)
+    (y,) = sess.run(["y"], {"x": xv})
+    np.testing.assert_allclose(y, xv[:, :3] * xv[:, 3:] + xv[:, 1:].sum(-1, keepdims=True) * xv[:, :1], rtol=1e-5)
+    x = inp("x", (4, 6))
+    with pytest.raises(SpecError, match=r"cannot split axis 0 of f32\[4, 6\] into 3 equal parts"):
+        F["split"](x, 3)
+    with pytest.raises(SpecError, match=r"split sizes \[1, 2\] do not add up to axis 1"):
+        F["split"](x, [1, 2], 1)
+    with pytest.raises(SpecError, match=r"pad of f32\[4, 6\] needs 2 widths"):
+        F["pad"](x, [1, 2, 3])
+    with pytest.raises(SpecError, match="non-negative integers"):
+        F["pad"](x, [1, -2])
+    with pytest.raises(SpecError, match="positive integer repeat counts"):
+        F["tile"](x, [0, 2])
+    with pytest.raises(SpecError, match=r"var needs a float tensor, found i64\[3\]"):
+        F["var"](inp("k", (3,), "i64"))
+    with pytest.raises(SpecError, match=r"gelu needs a float tensor"):
+        F["gelu"](inp("k", (3,), "i64"))
+
+
+def test_issue13_names_are_builtins():
+    names = """gather take_along_axis scatter_add one_hot arange eye diag diagonal tril triu cumsum
+    erf sin cos log1p gelu leaky_relu elu silu var std prod pad tile split""".split()
+    assert not [n for n in names if n not in BUILTINS]
+    assert BUILTINS["var"].keywords == {"axis": None, "keepdims": False, "unbiased": False}
+    assert BUILTINS["leaky_relu"].keywords == {"alpha": 0.01}

@@ -121,6 +121,11 @@ ROWS = [
     R("gather", lambda t, i: P("gather", t, i), f((5, 3)), In((2, 3), "i64", "int:5")),
     R("scatter_add", lambda i, u: P("scatter_add", i, u, rows=5), In((4,), "i64", "int:5"), f((4, 3))),
     R("one_hot", lambda i: P("one_hot", i, depth=4, dtype="f32"), In((5,), "i64", "int:4")),
+    # -- more elementwise, and the product (special.py)
+    R("erf", lambda x: P("erf", x), f((3, 4))),
+    R("log1p", lambda x: P("log1p", x), f((3, 4), domain="pos")),
+    R("prod_axis", lambda x: P("prod", x, axes=(1,), keepdims=False), f((3, 4))),
+    R("prod_all_keepdims", lambda x: P("prod", x, axes=(0, 1), keepdims=True), f((2, 3), domain="nz")),
     # -- construction and scans (construct.py)
     R("range", lambda dt: P("range", n=5, dtype=dt)),
     R("tril", lambda x: P("trilu", x, k=0, upper=False), f((2, 3, 4))),
