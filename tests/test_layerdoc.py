@@ -12,7 +12,7 @@ from dslc.layerdoc import layers_markdown, stdlib_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTED = """dense conv1d conv2d embedding layer_norm batch_norm batch_norm2d maxout rnn_cell lstm_cell
-lstm_peephole_cell gru_cell attention multi_head_attention
+lstm_peephole_cell gru_cell attention multi_head_attention causal_mask positional_encoding
 transformer_block""".split()
 
 

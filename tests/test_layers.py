@@ -73,6 +73,14 @@ def np_causal(T):
     return np.where(np.tril(np.ones((T, T))) > 0, 0.0, -1e9)
 
 
+def np_positions(T, d):
+    """Vaswani et al.: PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(t / 10000^(2i/d))."""
+    pe = np.zeros((T, d))
+    t, i = np.arange(T)[:, None], np.arange(0, d, 2)[None]
+    pe[:, 0::2], pe[:, 1::2] = np.sin(t / 10000 ** (i / d)), np.cos(t / 10000 ** (i / d))
+    return pe
+
+
 ROWS = [
     Row("dense", "input x: f32[B, 3]\n output y = dense(x, 4, act = tanh) as h",
         {"x": (2, 3)}, lambda f, p: np_dense(f["x"], p, "h", np.tanh)),
@@ -88,6 +96,13 @@ ROWS = [
         {"x": (2, 3, 6)}, lambda f, p: 2.0 * f["x"]),
     Row("multi_head_attention", "input x: f32[B, T, 3]\n output y = multi_head_attention(x, 2, 4) as att",
         {"x": (2, 3, 3)}, lambda f, p: np_mha(f["x"], p, "att", 2)),
+    Row("causal_mask", "input x: f32[N, T, 4]\n output y = attention(x, x, x, causal_mask(T))",
+        {"x": (2, 4, 4)}, lambda f, p: np_attention(f["x"], f["x"], f["x"], np_causal(4))),
+    Row("positional_encoding", "input x: f32[B, T, 6]\n output y = x * positional_encoding(T, 6)",
+        {"x": (2, 30, 6)}, lambda f, p: f["x"] * np_positions(30, 6)),
+    Row("transformer_block_causal",
+        "input x: f32[B, T, 4]\n output y = transformer_block(x, 2, 4, 6, causal_mask(T), act = tanh) as blk",
+        {"x": (2, 3, 4)}, lambda f, p: np_block(f["x"], p, "blk", 2, np_causal(3), np.tanh)),
     Row("transformer_block", "input x: f32[B, T, 4]\n output y = transformer_block(x, 2, 4, 6) as blk",
         {"x": (2, 3, 4)}, lambda f, p: np_block(f["x"], p, "blk", 2)),
 ]
