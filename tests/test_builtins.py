@@ -549,6 +549,28 @@ NEW = [   # (id, build over nodes, inputs, reference over arrays)
     ("cumsum", lambda x: F["cumsum"](x, -1), [((3, 4), "f")], lambda x: np.cumsum(x, -1)),
     ("cumsum_reverse", lambda x: F["cumsum"](x, 0, reverse=True), [((3, 4), "f")],
      lambda x: np.cumsum(x[::-1], 0)[::-1]),
+    # einsum
+    ("einsum_ellipsis_bcast", lambda a, b: F["einsum"]("...ij,...jk->...ik", a, b),
+     [((2, 1, 3, 4), "f"), ((5, 4, 2), "f")], lambda a, b: np.einsum("...ij,...jk->...ik", a, b)),
+    ("einsum_ellipsis_summed", lambda a: F["einsum"]("i...j->j", a), [((2, 3, 4, 2), "f")],
+     lambda a: a.sum((0, 1, 2))),
+    ("einsum_implicit", lambda a, b: F["einsum"]("kj, ji", a, b), [((2, 3), "f"), ((3, 4), "f")],
+     lambda a, b: np.einsum("kj,ji", a, b)),
+    ("einsum_implicit_ellipsis", lambda a: F["einsum"]("...ii", a), [((2, 3, 3), "f")],
+     lambda a: np.einsum("...ii", a)),
+    ("einsum_diag_times", lambda a, b: F["einsum"]("ii,i->i", a, b), [((3, 3), "f"), ((3,), "f")],
+     lambda a, b: np.einsum("ii,i->i", a, b)),
+    # linear algebra (also against numpy.linalg on ill-conditioned inputs: tests/test_linalg.py)
+    ("cholesky", lambda a: F["cholesky"](a), [((2, 3, 3), "spd")], np.linalg.cholesky),
+    ("solve_vector", lambda a, b: F["solve"](a, b), [((3, 3), "spd"), ((3,), "f")], np.linalg.solve),
+    ("solve_matrix", lambda a, b: F["solve"](a, b), [((2, 3, 3), "spd"), ((3, 2), "f")], np.linalg.solve),
+    ("solve_triangular", lambda a, b: F["solve_triangular"](a, b), [((3, 3), "spd"), ((3, 2), "f")],
+     lambda a, b: np.linalg.solve(np.tril(a), b)),
+    ("solve_triangular_upper", lambda a, b: F["solve_triangular"](a, b, lower=False),
+     [((3, 3), "spd"), ((3,), "f")], lambda a, b: np.linalg.solve(np.triu(a), b)),
+    ("inv", lambda a: F["inv"](a), [((2, 3, 3), "spd")], np.linalg.inv),
+    ("det", lambda a: F["det"](a), [((3, 3), "spd")], np.linalg.det),
+    ("logdet", lambda a: F["logdet"](a), [((2, 3, 3), "spd")], lambda a: np.linalg.slogdet(a)[1]),
     # elementwise
     ("erf", lambda x: F["erf"](x), [((3, 4), "f")], lambda x: _np_erf(x)),
     ("sin", lambda x: F["sin"](x), [((3, 4), "f")], np.sin),
@@ -765,3 +787,39 @@ def test_issue13_names_are_builtins():
     assert not [n for n in names if n not in BUILTINS]
     assert BUILTINS["var"].keywords == {"axis": None, "keepdims": False, "unbiased": False}
     assert BUILTINS["leaky_relu"].keywords == {"alpha": 0.01}
+
+
+def test_einsum_errors():
+    a, b = inp("a", (3, 4)), inp("b", (5, 2))
+    for spec, args, msg in [
+        ("ij,jk->ik", (a, b), r"letter `j` is 4 in one place and 5 in operand 2"),
+        ("ij,jk->ik", (a,), r"has 2 operand subscripts, found 1 tensors"),
+        ("ijk->i", (a,), r"subscripts `ijk` name 3 axes, but operand 1 is f32\[3, 4\]"),
+        ("ij->iz", (a,), r"output letter `z` is in no operand"),
+        ("ij->ii", (a,), r"the output repeats a letter"),
+        ("i1->i", (a,), r"has '1': subscripts are letters"),
+        ("ij->i->j", (a,), r"more than one `->`"),
+        ("ij->...", (a,), r"the output has `...` but no operand does"),
+        ("...i,...i->...", (a, inp("c", (2, 4))), r"cannot broadcast the `...` axes of \[3\] and \[2\]"),
+    ]:
+        with pytest.raises(SpecError, match=msg):
+            F["einsum"](spec, *args)
+    with pytest.raises(SpecError, match=r"einsum needs number tensors"):
+        F["einsum"]("i->i", inp("m", (3,), "bool"))
+    from dslc import api
+    with pytest.raises(SpecError) as e:
+        api.parse('model m {\n    input x: f32[B, 5]\n    output y = einsum("bi,ij->bj", x, x)\n}\n', filename="bad.dl")
+    assert (e.value.line, e.value.column) == (3, 16) and "letter `i`" in e.value.message, e.value.format()
+
+
+def test_einsum_in_a_spec():
+    import dslc
+    import onnxruntime as ort
+    from dslc import api
+    prog = api.parse('model m {\n    input q: f32[B, T, 4]\n    input k: f32[B, T, 4]\n'
+                     '    output s = einsum("btd,bsd->bts", q, k)\n}\n', filename="t.dl")
+    m = dslc.compile(prog, "m")
+    sess = ort.InferenceSession(m.inference.SerializeToString(), providers=["CPUExecutionProvider"])
+    qv, kv = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((2, 3, 4)).astype(np.float32)
+    (s,) = sess.run(["s"], {"q": qv, "k": kv})
+    np.testing.assert_allclose(s, qv @ kv.transpose(0, 2, 1), rtol=1e-5, atol=1e-6)

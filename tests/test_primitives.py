@@ -31,7 +31,8 @@ SIZES = {"B": 3, "T": 4}        # values fed for the symbolic dims
 @dataclass
 class In:
     """An input: its shape (ints or dim names), dtype ('f' = the float under
-    test) and domain: any | pos | nz | int:K (i64 in [0, K)) | bool."""
+    test) and domain: any | pos | nz | int:K (i64 in [0, K)) | bool | spd | cond
+    (symmetric positive definite / well-conditioned matrices in the last two axes)."""
     shape: tuple
     dtype: str = "f"
     domain: str = "any"
@@ -140,6 +141,24 @@ ROWS = [
     R("take_along_axis", lambda x, i: P("take_along_axis", x, i, axis=1), f((3, 4)), In((3, 5), "i64", "int:4")),
     R("scatter_along", lambda i, u: P("scatter_along", i, u, shape=(3, 4), axis=1),
       In((3, 5), "i64", "int:4"), f((3, 5))),
+    # -- einsum (einsum.py): explicit letters only; the built-in expands `...`
+    R("einsum_matmul", lambda a, b: P("einsum", a, b, eq="ij,jk->ik"), f((3, 4)), f((4, 2))),
+    R("einsum_batched_t", lambda a, b: P("einsum", a, b, eq="bij,bkj->bki"), f((2, 3, 4)), f((2, 2, 4))),
+    R("einsum_three", lambda a, b, c: P("einsum", a, b, c, eq="ij,jk,kl->il"), f((2, 3)), f((3, 4)), f((4, 2))),
+    R("einsum_trace", lambda a: P("einsum", a, eq="ii->"), f((3, 3))),
+    R("einsum_diagonal", lambda a: P("einsum", a, eq="bii->bi"), f((2, 3, 3))),
+    R("einsum_sum_own", lambda a, b: P("einsum", a, b, eq="ij,i->i"), f((3, 4)), f((3,))),
+    R("einsum_outer_perm", lambda a, b: P("einsum", a, b, eq="i,jk->kij"), f((3,)), f((2, 4))),
+    # -- linear algebra (linalg.py): n <= UNROLL_MAX unrolls (tests/test_linalg.py runs the Loop)
+    R("cholesky", lambda a: P("cholesky", a), f((3, 3), domain="spd")),
+    R("cholesky_batched", lambda a: P("cholesky", a), f((2, 4, 4), domain="spd")),
+    R("trisolve_lower", lambda t, b: P("trisolve", t, b, lower=True), f((3, 3), domain="spd"), f((3, 2))),
+    R("trisolve_upper_bcast", lambda t, b: P("trisolve", t, b, lower=False), f((2, 3, 3), domain="spd"),
+      f((3, 2))),
+    R("solve", lambda a, b: P("solve", a, b), f((3, 3), domain="cond"), f((3, 2))),
+    R("solve_batched", lambda a, b: P("solve", a, b), f((2, 4, 4), domain="cond"), f((2, 4, 1))),
+    R("det", lambda a: P("det", a), f((3, 3), domain="cond")),
+    R("det_batched", lambda a: P("det", a), f((2, 3, 3), domain="cond")),
     # -- networks
     R("matmul", lambda a, b: P("matmul", a, b), f((3, 4)), f((4, 2))),
     R("matmul_batch_bcast", lambda a, b: P("matmul", a, b), f((2, 1, 3, 4)), f((3, 4, 2))),
@@ -216,6 +235,11 @@ def _values(rng, spec: In):
         return rng.integers(0, int(dom[4:]), shape).astype(np.int64)
     if dom == "bool":
         return rng.random(shape) < 0.5
+    if dom == "spd":            # symmetric positive definite in the last two axes
+        a = rng.standard_normal(shape)
+        return a @ np.swapaxes(a, -1, -2) / shape[-1] + np.eye(shape[-1])
+    if dom == "cond":           # well-conditioned, not symmetric
+        return np.eye(shape[-1]) + 0.3 * rng.standard_normal(shape)
     return rng.standard_normal(shape)
 
 

@@ -1,5 +1,5 @@
 """The primitive registry, grouped by family. Importing this package registers them all."""
-from . import construct, elementwise, index, leaves, nn, random, reduce, scan, shape, special, trig  # noqa: F401  (registration)
+from . import construct, einsum, elementwise, index, leaves, linalg, nn, random, reduce, scan, shape, special, trig  # noqa: F401  (registration)
 from .registry import REGISTRY, Primitive, get, primitive
 
 __all__ = ["REGISTRY", "Primitive", "get", "primitive"]
