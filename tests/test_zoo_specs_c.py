@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 DATA = SPECS / "data"
 
-MODELS = [("textcnn.dl", None), ("recursive.dl", None), ("dlgm.dl", None), ("gmm.dl", None)]
+MODELS = [("textcnn.dl", None), ("recursive.dl", None), ("dlgm.dl", None), ("gmm.dl", None), ("factor_analysis.dl", None)]
 
 
 def _batch(trainer, setup_data: str, n: int = 32) -> dict[str, np.ndarray]:
