@@ -54,8 +54,32 @@ def run_textcnn() -> Result:
                   f"majority class {chance:.3f}", acc >= ref - 0.02 and acc > chance + 0.5)
 
 
+# -- transformer character LM ----------------------------------------------------------------
+LSTM_BITS = 1.90        # specs/charlm.dl's held-out bits/char (specs/README.md, bench/charlm.py)
+LSTM_PARAMS = 191_025
+
+
+def run_charlm_transformer() -> Result:
+    from bench.zoo.sequences import _bits_per_char
+    train_d, valid = np.load(DATA / "chars.npz"), np.load(DATA / "chars_valid.npz")
+    freq = train_d["counts"].astype(np.float64) / train_d["counts"].sum()
+    unigram = float(np.mean(-np.log2(np.maximum(freq[valid["ys"]], 1e-12))))
+    t0 = time.perf_counter()
+    _, tr, hist = train("charlm_transformer")
+    seconds = time.perf_counter() - t0
+    bits = _bits_per_char(session(tr), valid["xs"], valid["ys"])
+    n_params = sum(int(np.prod(v.shape)) for v in tr.params().values())
+    return Result(f"held-out {bits:.3f} bits/char, {n_params:,} params, {len(hist)} epochs in {seconds:.0f} s",
+                  f"LSTM (specs/charlm.dl, {LSTM_PARAMS:,} params, 12 epochs) {LSTM_BITS:.2f} bits/char "
+                  f"(<= +0.1); unigram {unigram:.3f}", bits <= LSTM_BITS + 0.1 and bits < unigram,
+                  f"val loss {hist[-1]['val_loss'] / math.log(2):.3f} bits/char by the trainer")
+
+
 ENTRIES = [
     Entry("textcnn", "specs/textcnn.dl",
           "embedding -> conv1d (widths 3, 4, 5) -> max over time -> softmax classifies documentation "
           "sentences by package as well as a bag-of-n-grams linear model", run_textcnn),
+    Entry("charlm_transformer", "specs/charlm_transformer.dl",
+          "a causal transformer (2 pre-norm blocks, sinusoidal positions) predicts held-out text as well "
+          "as the LSTM of specs/charlm.dl at a similar param count and training time", run_charlm_transformer),
 ]
