@@ -15,7 +15,8 @@ from pathlib import Path
 from .api import load
 from .api import read_spec
 from .compile import compile
-from .errors import SpecError
+from .errors import SpecError, suggest
+from .layerdoc import layers_text, stdlib_docs
 from .report import describe_program, to_dot
 from .syntax.fmt import format_source
 from .web.export import WebExportError, export_web_cli
@@ -35,6 +36,14 @@ def _model_name(prog, name):
 
 # -- check ---------------------------------------------------------------------------
 def cmd_check(a) -> int:
+    if a.layers:
+        names = [a.spec] if a.spec else None
+        if names and names[0] not in {d.name for d in stdlib_docs()}:
+            raise UsageError(f"no standard layer named `{a.spec}`" + suggest(a.spec, [d.name for d in stdlib_docs()]))
+        print(layers_text(names), end="")
+        return 0
+    if not a.spec:
+        raise UsageError("give a spec to check (or --layers for the standard layers)")
     prog = _load(a.spec)
     print(describe_program(prog))
     return 0
@@ -253,7 +262,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("check", help="parse and check a spec; print each model's inputs, outputs and params")
-    s.add_argument("spec")
+    s.add_argument("spec", nargs="?", help="the spec (with --layers: a standard layer's name)")
+    s.add_argument("--layers", action="store_true",
+                   help="print the standard layers' signatures, docs and params instead")
     s.set_defaults(fn=cmd_check)
 
     s = sub.add_parser("compile", help="write the inference (or --training) ONNX graph")
