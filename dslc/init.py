@@ -9,6 +9,16 @@ import zlib
 
 import numpy as np
 
+class stored(str):
+    """A param's stored starting value (an imported initializer): prints as its
+    origin (`model.onnx:fc.weight`), holds the array in `.value`."""
+
+    def __new__(cls, value, origin: str):
+        s = super().__new__(cls, origin)
+        s.value = np.asarray(value)
+        return s
+
+
 INITIALIZERS = ("zeros", "ones", "constant", "normal", "uniform", "glorot_uniform",
                 "glorot_normal", "he_uniform", "he_normal", "orthogonal")
 
@@ -29,7 +39,9 @@ def initial_value(init: tuple, shape, dtype, seed: int, path: str) -> np.ndarray
     kind, *args = init
     rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
     fi, fo = fans(shape)
-    if kind == "zeros":
+    if kind == "onnx":                      # an imported initializer, as stored
+        v = args[0].value
+    elif kind == "zeros":
         v = np.zeros(shape)
     elif kind == "ones":
         v = np.ones(shape)
