@@ -48,12 +48,14 @@ def input_types(m: OnnxModel) -> dict:
     return out
 
 
-def import_onnx(path, name: str = "net", loc: Loc | None = None) -> Model:
+def import_onnx(path, name: str = "net", loc: Loc | None = None, types: dict | None = None) -> Model:
     """An ONNX model as a dslc Model: inputs named as in the ONNX graph (sanitized),
-    params and states at `name.<initializer>`, the graph's outputs as outputs."""
+    params and states at `name.<initializer>`, the graph's outputs as outputs.
+    `types` may fix inputs' types (onnx input name -> TensorType), e.g. a known batch."""
     from ..ops.leaves import input_
     m = OnnxModel.load(path, loc)
-    inputs = {p: input_(sanitize(p).replace(".", "_"), t) for p, t in input_types(m).items()}
+    inputs = {p: input_(sanitize(p).replace(".", "_"), (types or {}).get(p, t))
+              for p, t in input_types(m).items()}
     params, states = {}, {}
     outs, updates = m.build(inputs, leaf_maker(name, params, states, str(path)), loc)
     model = Model(name, inputs={n.attrs["name"]: n for n in inputs.values()}, params=params, states=states,
