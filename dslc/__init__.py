@@ -12,6 +12,7 @@ from .errors import SpecError, SpecErrors
 
 
 from .api import load, parse
+from .onnx_import import import_onnx
 
 
 def __getattr__(name):
@@ -24,4 +25,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["load", "parse", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]
+__all__ = ["load", "parse", "import_onnx", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]

@@ -14,6 +14,7 @@ from ..ir.node import Node, at
 from ..ops.builtins import BUILTINS, call_builtin
 from ..syntax import ast as A
 from .exprs import as_tensor, ev, ev_fn
+from .imports import ImportFn, call as call_import
 from .values import BuiltinFn, LayerFn, Partial, RepeatFn, describe
 
 
@@ -23,6 +24,9 @@ def eval_call(e: A.Call, scope, name):
             and head.id not in scope.glob.layers:
         return SPECIAL[head.id](e, scope, name)
     fn = ev(head, scope)
+    if isinstance(fn, ImportFn):                      # an imported ONNX model (imports.py)
+        args, kwargs = _args(fn, e, scope)
+        return call_import(fn, args, kwargs, scope, e.loc)
     if not isinstance(fn, (LayerFn, BuiltinFn, Partial, RepeatFn)):
         raise SpecError(f"`{_text(head)}` is {describe(fn)}, not a function", head.loc)
     args, kwargs = _args(fn, e, scope)
@@ -88,6 +92,8 @@ def call_value(fn, args, kwargs, scope, name, loc, shared: bool = False):
         if kwargs:
             raise SpecError("a partial call takes no more keyword arguments here", loc)
         return apply_fn(fn, args, scope, name, loc)
+    if isinstance(fn, ImportFn):
+        return call_import(fn, args, kwargs, scope, loc)
     if isinstance(fn, LayerFn):
         from .layers import instantiate
         inst = name if name is not None else scope.fresh(fn.name)

@@ -58,6 +58,9 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
         elif isinstance(item, A.Layer):
             glob.layers[item.name] = LayerFn(item, glob)
             user_layers.add(item.name)
+        elif isinstance(item, A.Import):
+            from .imports import define
+            errors.guard(define, item, glob, filename)
         elif isinstance(item, A.Model):
             m = _model(item, glob, errors)
             if m is not None:

@@ -88,4 +88,6 @@ def describe(v) -> str:
         return f"the function `{v.name}`"
     if isinstance(v, (Partial, RepeatFn)):
         return "a function"
+    if hasattr(v, "describe"):                # an imported model (imports.py)
+        return v.describe()
     return type(v).__name__
