@@ -86,6 +86,10 @@ def cmd_train(a) -> int:
     trainer = Trainer(c, device=a.device, spec_path=a.spec, progress=None if not a.no_progress else False,
                       **overrides)
     trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
+    if c.setup is not None and c.setup.lora and c.setup.lora_merge and (out / "model.onnx").exists():
+        from .lower.lora import merge_adapters           # fold LoRA adapters into their weights
+        import onnx
+        onnx.save(merge_adapters(onnx.load(out / "model.onnx")), out / "model.onnx")
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
 

@@ -73,6 +73,8 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
                                  [it.name for it in tree.items if isinstance(it, A.Model)], glob.consts)
             if setup is not None:
                 prog.trains[item.name] = setup
+                from .finetune import tune             # freeze / lora: what trains
+                prog.models[item.name] = tune(prog.models[item.name], setup)
     if errors.list:
         raise errors.list[0] if len(errors.list) == 1 else SpecErrors(errors.list)
     return prog

@@ -324,3 +324,5 @@ SETTINGS = {
     "steps": _steps,
     "lr_scale": _lr_scale,
 }
+from .finetune import SETTINGS as _FINETUNE  # noqa: E402  freeze, lora, lora_merge
+SETTINGS.update(_FINETUNE)

@@ -13,8 +13,9 @@ For each model NAME this writes `NAME.onnx` and `NAME.npz` holding
 Initializer names are those the exporter gave; where it re-laid a tensor out
 (the LSTM's gates) the gradient is re-laid out the same way.
 
-`digits_0to4.onnx` is the classifier `specs/finetune.dl` fine-tunes: a torch MLP
-trained on scikit-learn's 8x8 digits 0-4 only (10-way head).
+`specs/data/digits_mlp.onnx` is the classifier `specs/finetune.dl` fine-tunes: a torch MLP
+trained on half of the built-in 8x8 digits; `specs/data/digits_shifted.npz` is the other
+half with every image moved one pixel down and right (the shifted task).
 """
 from __future__ import annotations
 
@@ -218,22 +219,40 @@ def sklearn_mlp():
 
 
 # -- the digits classifier specs/finetune.dl starts from ------------------------------
-def digits_0to4():
-    from sklearn.datasets import load_digits
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    keep = y < 5
-    Xa, ya = torch.from_numpy(X[keep]), torch.from_numpy(y[keep]).long()
+def shift_images(x, dy, dx):
+    """8x8 images moved dy rows down and dx columns right (zeros shifted in)."""
+    im = x.reshape(-1, 8, 8)
+    out = np.zeros_like(im)
+    out[:, dy:, dx:] = im[:, :8 - dy, :8 - dx]
+    return out.reshape(-1, 64)
+
+
+def digits_mlp():
+    """specs/data/digits_mlp.onnx: an MLP trained on half of the built-in digits; and
+    specs/data/digits_shifted.npz: the other half, every image moved one pixel down and
+    one right -- the shifted task specs/finetune.dl fine-tunes it on."""
+    from collections import OrderedDict
+    d = np.load(HERE.parents[1] / "runtime" / "datasets" / "digits.npz")
+    X, y = d["x"], d["y"]
+    idx = np.random.default_rng(0).permutation(len(X))
+    a, b = idx[: len(X) // 2], idx[len(X) // 2:]
+    Xa, ya = torch.from_numpy(X[a]), torch.from_numpy(y[a]).long()
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    net = nn.Sequential(OrderedDict([("fc1", nn.Linear(64, 64)), ("act1", nn.ReLU()),
+                                     ("fc2", nn.Linear(64, 64)), ("act2", nn.ReLU()),
+                                     ("out", nn.Linear(64, 10))]))
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(200):
         opt.zero_grad()
         nn.functional.cross_entropy(net(Xa), ya).backward()
         opt.step()
     acc = (net(Xa).argmax(1) == ya).float().mean().item()
-    export(net, (Xa[:2],), "digits_0to4", ["x"], ["logits"], {"x": {0: "batch"}, "logits": {0: "batch"}}, 13)
-    print("digits_0to4 train acc on 0-4:", acc)
+    specs = HERE.parents[1] / "specs" / "data"
+    net.eval()
+    torch.onnx.export(net, (Xa[:2],), str(specs / "digits_mlp.onnx"), input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13, dynamo=False)
+    np.savez(specs / "digits_shifted.npz", x=shift_images(X[b], 1, 1), y=y[b])
+    print("digits_mlp train acc:", acc, "; shifted examples:", len(b))
 
 
 if __name__ == "__main__":
@@ -242,4 +261,4 @@ if __name__ == "__main__":
     seq()
     transformer()
     sklearn_mlp()
-    digits_0to4()
+    digits_mlp()
