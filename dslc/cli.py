@@ -94,6 +94,16 @@ def cmd_train(a) -> int:
     return 0
 
 
+# -- inspect -------------------------------------------------------------------------
+def cmd_inspect(a) -> int:
+    from .onnx_import.inspect import describe
+    if not Path(a.model_file).exists():
+        raise UsageError(f"no such file: {a.model_file}")
+    text, _ok = describe(a.model_file)
+    print(text)
+    return 0
+
+
 # -- fmt -----------------------------------------------------------------------------
 def cmd_fmt(a) -> int:
     from .syntax.fmt import format_source
@@ -173,6 +183,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("inspect", help="an ONNX model's inputs, outputs, params and whether dslc can import every op")
+    s.add_argument("model_file", metavar="MODEL.onnx", help="the ONNX model to describe")
+    s.set_defaults(fn=cmd_inspect)
 
     s = sub.add_parser("fmt", help="print the spec in canonical layout")
     s.add_argument("spec")
