@@ -10,6 +10,7 @@ callback, so the front end names them (`net.<sanitized name>`, see `sanitize`).
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..errors import Loc, SpecError
 from ..ir import dims as D
 from ..ir.node import Node, apply as P, at
 from ..ir.types import TensorType
-from . import ops_math, ops_nn, ops_rnn, ops_shape  # noqa: F401  (registration)
+from . import ops_control, ops_math, ops_nn, ops_rnn, ops_shape  # noqa: F401  (registration)
 from .context import DTYPE, Ctx, Unsupported, canon, is_static
 from .table import CONVERTERS, key, supported
 
@@ -157,6 +158,8 @@ class OnnxModel:
         where = f"node `{n.name or n.output[0]}`, opset {self.opset}"
         if k not in CONVERTERS:
             raise SpecError(f"cannot import ONNX op {k} ({where}): dslc has no converter for it", loc)
+        if outer.current is not None and outer.current is not n and outer.depth:
+            where += f", inside `{outer.current.name}`"
         while ins and ins[-1] is None:
             ins.pop()
         cx = Ctx(n, self.opset, loc, outer)
@@ -169,6 +172,9 @@ class OnnxModel:
             raise SpecError(f"cannot import ONNX op {k} ({where}): {e.message}", loc) from None
         except TypeError as e:
             raise SpecError(f"cannot import ONNX op {k} ({where}): unexpected inputs ({e})", loc) from None
+        except (ValueError, IndexError, KeyError, AttributeError, AssertionError) as e:
+            raise SpecError(f"cannot import ONNX op {k} ({where}): its converter failed "
+                            f"({type(e).__name__}: {e})", loc) from None
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         return [v if v is None or isinstance(v, Node) else
                 canon(np.asarray(v, dtype=object) if isinstance(v, D.Sym) else np.asarray(v)) for v in outs]
@@ -177,10 +183,24 @@ class OnnxModel:
 class _Outer:
     """What converters reach through `cx.outer`: values by name, leaves, state updates, dims."""
 
-    def __init__(self, model: OnnxModel, env, leaves, leaf, updates, inputs):
+    def __init__(self, model: OnnxModel, env, leaves, leaf, updates, inputs, depth: int = 0):
         self.model, self.env, self.leaves, self.leaf, self.updates = model, env, leaves, leaf, updates
         self.inputs = inputs
         self.current = None
+        self.depth = depth
+
+    def run_subgraph(self, graph: onnx.GraphProto, bindings: dict, loc) -> list:
+        """Convert a sub-graph (a Scan body) whose inputs are `bindings` (name -> value);
+        names it does not define are the enclosing graph's (outer scope). Returns its outputs."""
+        env = ChainMap(dict(bindings), self.env)
+        inner = _Outer(self.model, env, self.leaves, self.leaf, self.updates, self.inputs, self.depth + 1)
+        for n in graph.node:
+            ins = [inner.value(i, n) if i else None for i in n.input]
+            outs = self.model._convert(n, ins, loc, inner)
+            for name, v in zip(n.output, outs):
+                if name:
+                    env.maps[0][name] = v
+        return [inner.value(o.name, None) for o in graph.output]
 
     def value(self, name: str, node):
         if name in self.env:
@@ -195,7 +215,7 @@ class _Outer:
         else:
             raise SpecError(f"ONNX value `{name}` is used but never defined"
                             + (f" (node `{node.name}`)" if node is not None else ""))
-        self.env[name] = v
+        (self.env.maps[-1] if isinstance(self.env, ChainMap) else self.env)[name] = v
         return v
 
     def state_of(self, v):
