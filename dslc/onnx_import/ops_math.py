@@ -34,8 +34,7 @@ BINARY = {"Add": ("add", lambda a, b: a + b), "Sub": ("sub", lambda a, b: a - b)
           "Mul": ("mul", lambda a, b: a * b), "Div": ("div", _static_div),
           "Pow": ("pow", lambda a, b: np.power(a, b)),
           "Equal": ("eq", np.equal), "Less": ("lt", np.less), "Greater": ("gt", np.greater),
-          "LessOrEqual": ("le", np.less_equal), "GreaterOrEqual": ("ge", np.greater_equal),
-          "Max": ("maximum", np.maximum), "Min": ("minimum", np.minimum)}
+          "LessOrEqual": ("le", np.less_equal), "GreaterOrEqual": ("ge", np.greater_equal)}
 
 
 def _binary(prim, fn):
@@ -58,6 +57,38 @@ def _binary(prim, fn):
 for _name, (_prim, _fn) in BINARY.items():
     _fold, _conv = _binary(_prim, _fn)
     op(_name, fold=_fold)(_conv)
+
+
+# -- variadic (NumPy broadcasting over all inputs) ---------------------------------------
+VARIADIC = {"Max": ("maximum", np.maximum), "Min": ("minimum", np.minimum), "Sum": ("add", np.add)}
+
+
+def _variadic(prim, fn):
+    def fold(cx, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = fn(out, x)
+        return canon(np.asarray(out))
+
+    def conv(cx, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            a, b = _pair(cx, out, x)
+            out = ir(P, prim, a, b)
+        return cx.node(out)
+    return fold, conv
+
+
+for _name, (_prim, _fn) in VARIADIC.items():
+    _fold, _conv = _variadic(_prim, _fn)
+    op(_name, fold=_fold)(_conv)
+
+
+@op("Mean")
+def _mean(cx, *xs):
+    """(x_1 + ... + x_n) / n"""
+    s = _variadic("add", np.add)[1](cx, *xs)
+    return s / float(len(xs)) if len(xs) > 1 else s
 
 
 @op("Mod", fold=lambda cx, a, b: canon(np.fmod(a, b) if cx.attr("fmod", 0) else np.mod(a, b)))
@@ -115,6 +146,35 @@ def _elu(cx, x):
     return P("relu", x) + a * (P("exp", -P("relu", -x)) - 1.0)
 
 
+@op("PRelu")
+def _prelu(cx, x, slope):
+    """max(x, 0) - slope max(-x, 0), slope broadcast (per channel: [C, 1, 1])"""
+    x = cx.node(x)
+    return P("relu", x) - cx.node(slope, like=x) * P("relu", -x)
+
+
+@op("Selu")
+def _selu(cx, x):
+    """gamma (x if x > 0 else alpha (exp(x) - 1))"""
+    x = cx.node(x)
+    a, g = cx.attr("alpha", 1.67326319217681884765625), cx.attr("gamma", 1.05070102214813232421875)
+    return g * (P("relu", x) + a * (P("exp", -P("relu", -x)) - 1.0))
+
+
+@op("Softsign")
+def _softsign(cx, x):
+    """x / (1 + |x|)"""
+    x = cx.node(x)
+    return x / (1.0 + P("abs", x))
+
+
+@op("HardSwish")
+def _hard_swish(cx, x):
+    """x max(0, min(1, x / 6 + 1 / 2))"""
+    x = cx.node(x)
+    return x * P("minimum", P("maximum", x / 6.0 + 0.5, const(0.0, x.dtype)), const(1.0, x.dtype))
+
+
 @op("HardSigmoid")
 def _hard_sigmoid(cx, x):
     x = cx.node(x)
@@ -147,6 +207,16 @@ def _erf(cx, x):
     t = const(1.0, x.dtype) / (1.0 + 0.3275911 * ax)
     poly = t * (_AS[0] + t * (_AS[1] + t * (_AS[2] + t * (_AS[3] + t * _AS[4]))))
     return P("sign", x) * (1.0 - poly * P("exp", -(x * x)))
+
+
+@op("Gelu")
+def _gelu(cx, x):
+    """opset 20: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2; approximate = "tanh":
+    x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2"""
+    x = cx.node(x)
+    if cx.attr("approximate", "none") == "tanh":
+        return 0.5 * x * (1.0 + P("tanh", 0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1.0 + _erf(cx, x * 0.7071067811865476))
 
 
 @op("Identity", fold=lambda cx, x: x)
