@@ -13,6 +13,7 @@ from .errors import SpecError, SpecErrors
 
 from .api import load, parse
 from .onnx_import import import_onnx
+from .lower.lora import merge_adapters
 
 
 def __getattr__(name):
@@ -25,4 +26,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["load", "parse", "import_onnx", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]
+__all__ = ["load", "parse", "import_onnx", "merge_adapters", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]

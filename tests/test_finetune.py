@@ -221,3 +221,18 @@ def test_inspect(tmp_path, capsys):
     assert "every op is supported" in out and "BatchNormalization" in out
     assert main(["inspect", str(tmp_path / "tiny.onnx")]) == 0
     assert "NOT importable: no converter for Hardmax (hm)" in capsys.readouterr().out
+
+
+def test_dslc_train_merges_lora_adapters_unless_asked_not_to(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(16, 12)).astype(np.float32), y=rng.integers(0, 3, 16))
+    originals = {f"net.{k}" for k in onnx_inits("mlp")} | {"h.W", "h.b"}
+    for merge, extra in ((True, set()), (False, {"net.0.weight.lora_down", "net.0.weight.lora_up"})):
+        text = (MLP % f'lora = {{"net.0": 2}}\n' f"    lora_merge = {'true' if merge else 'false'}").replace(
+            "optimizer", 'data = "d.npz"\n    epochs = 2\n    optimizer')
+        p = _spec(tmp_path, text, models=("mlp",))
+        out = tmp_path / f"run_{merge}"
+        assert main(["train", str(p), "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
+        exported = onnx.load(out / "model.onnx")
+        onnx.checker.check_model(exported, full_check=True)
+        assert {i.name for i in exported.graph.initializer} == originals | extra
