@@ -64,14 +64,16 @@ model m {
     logits, gs = rnn(xs)
     output a = logits
     output b = rnn(xs = xs).gs
+    output c = (xs |> rnn()).logits
+    output d = (xs |> rnn).gs
 }
 ''')
     c = dslc.compile(dslc.load(p))
     ref = np.load(DATA / "lstm.npz")
     sess = ort.InferenceSession(c.inference.SerializeToString(), providers=["CPUExecutionProvider"])
-    a, b = sess.run(["a", "b"], {"xs": ref["in_xs"]})
-    np.testing.assert_allclose(a, ref["out_logits"], atol=1e-5)
-    np.testing.assert_allclose(b, ref["out_gs"], atol=1e-5)
+    a, b, c_, d = sess.run(["a", "b", "c", "d"], {"xs": ref["in_xs"]})
+    for got, want in ((a, "logits"), (b, "gs"), (c_, "logits"), (d, "gs")):
+        np.testing.assert_allclose(got, ref[f"out_{want}"], atol=1e-5)
     prog = dslc.load(p)
     assert "rnn.onnx__LSTM_187" in prog.models["m"].params       # two calls, one set of params
 

@@ -54,6 +54,9 @@ def partial(e: A.Call, scope):
     if isinstance(head, A.Name) and head.id == "repeat" and not scope.has_local("repeat"):
         return _repeat_fn(e, scope)
     fn = ev(head, scope)
+    if isinstance(fn, ImportFn):                      # `x |> net()`
+        args, kwargs = _args(fn, e, scope)
+        return Partial(fn, args, kwargs, e.as_name, e.loc)
     if not isinstance(fn, (LayerFn, BuiltinFn)):
         raise SpecError(f"`{_text(head)}` is {describe(fn)}, not a function", head.loc)
     if isinstance(fn, BuiltinFn) and fn.name in SPECIAL:

@@ -49,7 +49,9 @@ class RepeatFn:
     loc: Loc | None = None
 
 
-FUNCTIONS = (LayerFn, BuiltinFn, Partial, RepeatFn)
+from .imports import ImportFn  # noqa: E402  (an imported ONNX model is a function value too)
+
+FUNCTIONS = (LayerFn, BuiltinFn, Partial, RepeatFn, ImportFn)
 
 
 class _Poison:
