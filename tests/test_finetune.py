@@ -238,3 +238,40 @@ def test_dslc_train_merges_lora_adapters_unless_asked_not_to(tmp_path, capsys):
         exported = onnx.load(out / "model.onnx")
         onnx.checker.check_model(exported, full_check=True)
         assert {i.name for i in exported.graph.initializer} == originals | extra
+
+
+def test_imported_batch_norm_updates_its_running_statistics_in_training(tmp_path):
+    p = _spec(tmp_path, '''import "cnn.onnx" as net
+
+model m {
+    input x: f32[B, 1, 8, 8]
+    input y: i64[B]
+    output logits = net(x)
+    loss = cross_entropy(logits, y)
+}
+
+train m {
+    freeze = [net.c1, net.bn, net.c2]
+    optimizer = sgd(lr = 0.1)
+    batch = 4
+}
+''', models=("cnn",))
+    c = dslc.compile(dslc.load(p))
+    kinds = {e["input"]: e["kind"] for e in c.manifest["carried"]}
+    assert kinds["net.bn.running_mean"] == kinds["net.bn.running_var"] == "state"
+    x = np.random.default_rng(0).normal(size=(4, 1, 8, 8)).astype(np.float32)
+    t = dslc.Trainer(c, progress=False, log=lambda *_: None)
+    t.fit({"x": x, "y": np.zeros(4, dtype=np.int64)}, epochs=1)
+    init = onnx_inits("cnn")
+    rm = t.params()["net.bn.running_mean"]
+    # frozen weights; the running statistics still move (they are states, updated in training)
+    assert not np.allclose(rm, init["bn.running_mean"])
+    np.testing.assert_allclose(t.params()["net.c1.weight"], init["c1.weight"])
+    # the exported graph uses the running statistics: same as onnxruntime on the original with them
+    exported = t.inference_model()
+    orig = onnx.load(DATA / "cnn.onnx")
+    for i in orig.graph.initializer:          # the original, holding the trained values
+        if f"net.{i.name}" in t.params():
+            i.CopyFrom(numpy_helper.from_array(t.params()[f"net.{i.name}"], i.name))
+    run = lambda mdl: ort.InferenceSession(mdl.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(run(exported), run(orig), atol=1e-5)
