@@ -13,6 +13,8 @@ import traceback
 from pathlib import Path
 
 from .errors import SpecError
+from .lower.lora import merge_adapters
+from .onnx_import.inspect import describe as describe_onnx
 
 
 class UsageError(Exception):
@@ -87,8 +89,7 @@ def cmd_train(a) -> int:
                       **overrides)
     trainer.fit(epochs=a.epochs, out_dir=str(out), resume=a.resume)
     if c.setup is not None and c.setup.lora and c.setup.lora_merge and (out / "model.onnx").exists():
-        from .lower.lora import merge_adapters           # fold LoRA adapters into their weights
-        import onnx
+        import onnx                                       # fold LoRA adapters into their weights
         onnx.save(merge_adapters(onnx.load(out / "model.onnx")), out / "model.onnx")
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
@@ -96,10 +97,9 @@ def cmd_train(a) -> int:
 
 # -- inspect -------------------------------------------------------------------------
 def cmd_inspect(a) -> int:
-    from .onnx_import.inspect import describe
     if not Path(a.model_file).exists():
         raise UsageError(f"no such file: {a.model_file}")
-    text, _ok = describe(a.model_file)
+    text, _ok = describe_onnx(a.model_file)
     print(text)
     return 0
 

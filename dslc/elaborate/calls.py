@@ -14,8 +14,8 @@ from ..ir.node import Node, at
 from ..ops.builtins import BUILTINS, call_builtin
 from ..syntax import ast as A
 from .exprs import as_tensor, ev, ev_fn
-from .imports import ImportFn, call as call_import
-from .values import BuiltinFn, LayerFn, Partial, RepeatFn, describe
+from .imports import call as call_import
+from .values import BuiltinFn, ImportFn, LayerFn, Partial, RepeatFn, describe
 
 
 def eval_call(e: A.Call, scope, name):

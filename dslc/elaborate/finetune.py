@@ -22,6 +22,7 @@ from ..errors import SpecError, suggest
 from ..ir.model import Model, TrainSetup
 from ..ir.node import Node, apply as P, at
 from ..ops.leaves import param as param_leaf, state as state_leaf
+from ..passes.rewrite import rebuild
 from ..syntax import ast as A
 
 
@@ -29,51 +30,48 @@ def _under(path: str, group: str) -> bool:
     return path == group or path.startswith(group + ".")
 
 
-def _group(e, ctx, what: str) -> str:
-    from .train import _dotted
-    path = _dotted(e)
-    if path is None:
-        raise SpecError(f"a {what} entry must be an instance path like `net` or `net.fc`", e.loc)
-    model = ctx.model
-    if not (path in ctx.mctx.instances or any(_under(p, path) for p in model.params)):
-        groups = set(ctx.mctx.instances) | set(model.params)
-        raise SpecError(f"{what}: no instance or param named `{path}`" + suggest(path, groups), e.loc)
-    return path
+def settings(integer, static, dotted) -> dict:
+    """The setting readers (train.py's SETTINGS protocol: (expr, ctx) -> (field, value)),
+    given train.py's value readers: integer(e, lo, what), static(e), dotted(e)."""
 
+    def group(e, ctx, what: str) -> str:
+        path = dotted(e)
+        if path is None:
+            raise SpecError(f"a {what} entry must be an instance path like `net` or `net.fc`", e.loc)
+        model = ctx.model
+        if not (path in ctx.mctx.instances or any(_under(p, path) for p in model.params)):
+            groups = set(ctx.mctx.instances) | set(model.params)
+            raise SpecError(f"{what}: no instance or param named `{path}`" + suggest(path, groups), e.loc)
+        return path
 
-def read_freeze(e, ctx):
-    items = e.items if isinstance(e, A.ListLit) else [e]
-    return "freeze", [_group(x, ctx, "freeze") for x in items]
+    def read_freeze(e, ctx):
+        items = e.items if isinstance(e, A.ListLit) else [e]
+        return "freeze", [group(x, ctx, "freeze") for x in items]
 
+    def read_lora(e, ctx):
+        if not isinstance(e, A.DictLit):
+            raise SpecError("lora is a dict of instance paths to adapter ranks, e.g. {net: 4}", e.loc)
+        out = {}
+        for k, v in e.items:
+            path = group(k, ctx, "lora")
+            r = integer(v, 1, "a positive adapter rank")
+            mats = [p for p, n in ctx.model.params.items() if _under(p, path) and n.rank == 2]
+            if not mats:
+                raise SpecError(f"lora: `{path}` has no weight matrices (params of rank 2) to adapt", k.loc)
+            too_big = [p for p in mats if r > min(ctx.model.params[p].shape)]
+            if too_big:
+                raise SpecError(f"lora rank {r} exceeds the smaller side of {too_big[0]} "
+                                f"{list(ctx.model.params[too_big[0]].shape)}", v.loc)
+            out[path] = r
+        return "lora", out
 
-def read_lora(e, ctx):
-    if not isinstance(e, A.DictLit):
-        raise SpecError("lora is a dict of instance paths to adapter ranks, e.g. {net: 4}", e.loc)
-    from .train import integer
-    out = {}
-    for k, v in e.items:
-        path = _group(k, ctx, "lora")
-        r = integer(v, 1, "a positive adapter rank")
-        mats = [p for p, n in ctx.model.params.items() if _under(p, path) and n.rank == 2]
-        if not mats:
-            raise SpecError(f"lora: `{path}` has no weight matrices (params of rank 2) to adapt", k.loc)
-        too_big = [p for p in mats if r > min(ctx.model.params[p].shape)]
-        if too_big:
-            raise SpecError(f"lora rank {r} exceeds the smaller side of {too_big[0]} "
-                            f"{list(ctx.model.params[too_big[0]].shape)}", v.loc)
-        out[path] = r
-    return "lora", out
+    def read_lora_merge(e, ctx):
+        v = static(e)
+        if not isinstance(v, bool):
+            raise SpecError("lora_merge is true or false", e.loc)
+        return "lora_merge", v
 
-
-def read_lora_merge(e, ctx):
-    from .train import _static
-    v = _static(e)
-    if not isinstance(v, bool):
-        raise SpecError("lora_merge is true or false", e.loc)
-    return "lora_merge", v
-
-
-SETTINGS = {"freeze": read_freeze, "lora": read_lora, "lora_merge": read_lora_merge}
+    return {"freeze": read_freeze, "lora": read_lora, "lora_merge": read_lora_merge}
 
 
 def tune(model: Model, setup: TrainSetup) -> Model:
@@ -102,7 +100,6 @@ def tune(model: Model, setup: TrainSetup) -> Model:
                 params[down.attrs["name"]], params[up.attrs["name"]] = down, up
                 new = P("add", w0, P("matmul", down, up))          # W + D U
         subst[p.id] = new
-    from ..passes.rewrite import rebuild
     roots = model.graph().roots
     new_roots, _ = rebuild(roots, lambda n, ins: subst.get(n.id))
     outputs = {k: new_roots[f"output:{k}"] for k in model.outputs}

@@ -8,26 +8,14 @@ dslc.onnx_import.sanitize) and are shared by all calls, like `as net`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SpecError, suggest
 from ..ir import dims as D
-from ..ir.node import Node
+from ..ir.node import Node, const
+from ..onnx_import import OnnxModel, leaf_maker, sanitize
 from ..syntax import ast as A
-
-
-@dataclass(eq=False)
-class ImportFn:
-    """An imported ONNX model (dslc.onnx_import.OnnxModel), callable as a layer."""
-    name: str
-    model: object
-    loc: object = None
-    input_names: list = field(default_factory=list)
-    output_names: list = field(default_factory=list)
-
-    def describe(self) -> str:
-        return f"the imported model `{self.name}`"
+from .values import ImportFn, describe
 
 
 class Outputs(tuple):
@@ -47,7 +35,6 @@ class Outputs(tuple):
 
 def define(item: A.Import, glob, filename: str) -> None:
     """Read the ONNX file (relative to the spec) and bind its name as a layer-like function."""
-    from ..onnx_import import OnnxModel, sanitize
     base = Path(filename).parent if filename and not filename.startswith("<") else Path(".")
     path = base / item.path
     if not path.exists():
@@ -71,7 +58,6 @@ def define(item: A.Import, glob, filename: str) -> None:
 
 def call(fn: ImportFn, args: list, kwargs: dict, scope, loc):
     """`net(x, ...)`: the imported graph over the given tensors."""
-    from ..onnx_import import leaf_maker
     m = fn.model
     names = fn.input_names
     if len(args) > len(names):
@@ -92,7 +78,7 @@ def call(fn: ImportFn, args: list, kwargs: dict, scope, loc):
         v = bound[nm]
         if not isinstance(v, Node):
             raise SpecError(f"input `{nm}` of `{fn.name}` must be a tensor {_port_text(port)}, found "
-                            f"{_describe(v)}", loc)
+                            f"{describe(v)}", loc)
         _check(fn, nm, port, v, loc)
         inputs[port.name] = v
     path = scope.path(fn.name)
@@ -108,7 +94,6 @@ def call(fn: ImportFn, args: list, kwargs: dict, scope, loc):
     vals = []
     for k, v in outs.items():
         if not isinstance(v, Node):
-            from ..ir.node import const
             v = const(v, {"f": "f32", "i": "i64", "b": "bool"}.get(v.dtype.kind, "f32"))
         vals.append(v)
     if len(vals) == 1:
@@ -119,11 +104,6 @@ def call(fn: ImportFn, args: list, kwargs: dict, scope, loc):
 def _port_text(p) -> str:
     shape = ", ".join("?" if d is None else D.show(d) for d in (p.shape or ()))
     return f"{p.dtype}[{shape}]"
-
-
-def _describe(v) -> str:
-    from .values import describe
-    return describe(v)
 
 
 def _check(fn, nm, port, v: Node, loc):

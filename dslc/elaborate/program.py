@@ -8,6 +8,8 @@ from ..errors import SpecError, SpecErrors
 from ..ir.model import Model, Program
 from ..syntax import ast as A
 from .exprs import ev
+from .finetune import tune                     # freeze / lora: what trains
+from .imports import define as define_import   # import "model.onnx" as NAME
 from .scope import Binding, Globals, ModelCtx, Scope
 from .stdlib import stdlib_layers
 from .stmts import run_stmt
@@ -59,8 +61,7 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
             glob.layers[item.name] = LayerFn(item, glob)
             user_layers.add(item.name)
         elif isinstance(item, A.Import):
-            from .imports import define
-            errors.guard(define, item, glob, filename)
+            errors.guard(define_import, item, glob, filename)
         elif isinstance(item, A.Model):
             m = _model(item, glob, errors)
             if m is not None:
@@ -73,7 +74,6 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
                                  [it.name for it in tree.items if isinstance(it, A.Model)], glob.consts)
             if setup is not None:
                 prog.trains[item.name] = setup
-                from .finetune import tune             # freeze / lora: what trains
                 prog.models[item.name] = tune(prog.models[item.name], setup)
     if errors.list:
         raise errors.list[0] if len(errors.list) == 1 else SpecErrors(errors.list)

@@ -12,6 +12,7 @@ from ..ops.leaves import input_
 from ..optim import OPTIMIZERS, REQUIRED
 from ..syntax import ast as A
 from .exprs import ev
+from .finetune import settings as finetune_settings
 from .scope import Globals, ModelCtx, Scope
 from .values import describe
 
@@ -324,5 +325,4 @@ SETTINGS = {
     "steps": _steps,
     "lr_scale": _lr_scale,
 }
-from .finetune import SETTINGS as _FINETUNE  # noqa: E402  freeze, lora, lora_merge
-SETTINGS.update(_FINETUNE)
+SETTINGS.update(finetune_settings(integer, _static, _dotted))   # freeze, lora, lora_merge

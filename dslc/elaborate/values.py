@@ -49,7 +49,16 @@ class RepeatFn:
     loc: Loc | None = None
 
 
-from .imports import ImportFn  # noqa: E402  (an imported ONNX model is a function value too)
+@dataclass(eq=False)
+class ImportFn:
+    """`import "model.onnx" as NAME`: an ONNX model (dslc.onnx_import.OnnxModel) called
+    like a layer (imports.py)."""
+    name: str
+    model: object
+    loc: Loc | None = None
+    input_names: list = field(default_factory=list)
+    output_names: list = field(default_factory=list)
+
 
 FUNCTIONS = (LayerFn, BuiltinFn, Partial, RepeatFn, ImportFn)
 
@@ -90,6 +99,6 @@ def describe(v) -> str:
         return f"the function `{v.name}`"
     if isinstance(v, (Partial, RepeatFn)):
         return "a function"
-    if hasattr(v, "describe"):                # an imported model (imports.py)
-        return v.describe()
+    if isinstance(v, ImportFn):
+        return f"the imported model `{v.name}`"
     return type(v).__name__

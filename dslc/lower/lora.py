@@ -6,12 +6,12 @@ computes W + D U from three initializers `W`, `W.lora_down`, `W.lora_up`.
 adapters: the merged model has the original model's initializers and outputs."""
 from __future__ import annotations
 
+import onnx
+from onnx import numpy_helper
 
 def merge_adapters(proto):
     """An inference ModelProto with each `W + W.lora_down @ W.lora_up` (all initializers)
     folded into the initializer W; the adapters' initializers are dropped."""
-    import onnx
-    from onnx import numpy_helper
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     g = out.graph

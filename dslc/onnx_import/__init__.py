@@ -13,8 +13,11 @@ In a spec, `import "model.onnx" as net` and `logits = net(x)` use it as a layer
 from __future__ import annotations
 
 from ..errors import Loc, SpecError
+from ..init import stored
+from ..ir import dims as D
 from ..ir.model import Model
 from ..ir.types import TensorType
+from ..ops.leaves import input_, param, state
 from .importer import OPSETS, OnnxModel, Port, sanitize, symbol
 from .table import CONVERTERS, supported
 
@@ -22,8 +25,6 @@ from .table import CONVERTERS, supported
 def leaf_maker(prefix: str, params: dict, states: dict, source: str):
     """The `leaf` callback of OnnxModel.build: params / states at `prefix.<sanitized name>`,
     starting from the stored initializer (`init = ("onnx", <stored value>)`)."""
-    from ..init import stored
-    from ..ops.leaves import param, state
 
     def leaf(kind, name, array):
         path = f"{prefix}.{sanitize(name)}" if prefix else sanitize(name)
@@ -37,7 +38,6 @@ def leaf_maker(prefix: str, params: dict, states: dict, source: str):
 
 def input_types(m: OnnxModel) -> dict:
     """Each graph input's IR type (unknown dims become fresh symbols)."""
-    from ..ir import dims as D
     out = {}
     for k, p in enumerate(m.inputs):
         if p.dtype is None:
@@ -52,7 +52,6 @@ def import_onnx(path, name: str = "net", loc: Loc | None = None, types: dict | N
     """An ONNX model as a dslc Model: inputs named as in the ONNX graph (sanitized),
     params and states at `name.<initializer>`, the graph's outputs as outputs.
     `types` may fix inputs' types (onnx input name -> TensorType), e.g. a known batch."""
-    from ..ops.leaves import input_
     m = OnnxModel.load(path, loc)
     inputs = {p: input_(sanitize(p).replace(".", "_"), (types or {}).get(p, t))
               for p, t in input_types(m).items()}

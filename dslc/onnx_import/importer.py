@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from ..errors import Loc, SpecError
 from ..ir import dims as D
-from ..ir.node import Node, apply as P, at
+from ..ir.node import Node, apply as P, at, const
 from ..ir.types import TensorType
 from . import ops_control, ops_math, ops_nn, ops_rnn, ops_shape  # noqa: F401  (registration)
 from .context import DTYPE, Ctx, Unsupported, canon, is_static
@@ -229,7 +229,6 @@ class _Outer:
     def dim_value(self, d):
         """An i64 scalar node holding dim d at run time (read off an input that has it)."""
         if isinstance(d, (int, np.integer)):
-            from ..ir.node import const
             return const(int(d), "i64")
         for x in self.inputs.values():
             for ax, e in enumerate(x.shape):
