@@ -13,6 +13,8 @@ from .errors import SpecError, SpecErrors
 
 
 from .api import load, parse
+from .onnx_import import import_onnx
+from .lower.lora import merge_adapters
 
 
 def __getattr__(name):
@@ -27,4 +29,4 @@ def __getattr__(name):
 
 from .web import export_web  # noqa: E402  dslc.export_web(spec, out_dir): the browser trainer
 
-__all__ = ["export_web", "load", "parse", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]
+__all__ = ["export_web", "load", "parse", "import_onnx", "merge_adapters", "compile", "Compiled", "SpecError", "SpecErrors", "Trainer"]

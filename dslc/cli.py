@@ -20,6 +20,8 @@ from .layerdoc import layers_text, stdlib_docs
 from .report import describe_program, to_dot
 from .syntax.fmt import format_source
 from .web.export import WebExportError, export_web_cli
+from .lower.lora import merge_adapters
+from .onnx_import.inspect import describe as describe_onnx
 
 
 class UsageError(Exception):
@@ -152,6 +154,9 @@ def cmd_train(a) -> int:
     finally:
         if a.workers is not None:
             trainer.close()
+    if c.setup is not None and c.setup.lora and c.setup.lora_merge and (out / "model.onnx").exists():
+        import onnx                                       # fold LoRA adapters into their weights
+        onnx.save(merge_adapters(onnx.load(out / "model.onnx")), out / "model.onnx")
     print(f"wrote {out}/model.onnx, {out}/checkpoint/, {out}/history.csv, {out}/curves.png")
     return 0
 
@@ -166,6 +171,15 @@ def _warn_past_schedule(setup, trainer, epochs) -> None:
     if steps > sched[1]:
         print(f"warning: schedule cosine({sched[1]}) ends at step {sched[1]} but this run takes {steps} "
               f"steps; the learning rate stays 0 after step {sched[1]}", file=sys.stderr)
+
+
+# -- inspect -------------------------------------------------------------------------
+def cmd_inspect(a) -> int:
+    if not Path(a.model_file).exists():
+        raise UsageError(f"no such file: {a.model_file}")
+    text, _ok = describe_onnx(a.model_file)
+    print(text)
+    return 0
 
 
 # -- fmt -----------------------------------------------------------------------------
@@ -294,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="the Ray cluster to join (default: start a local one); needs --workers")
     s.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: its own choice)")
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("inspect", help="an ONNX model's inputs, outputs, params and whether dslc can import every op")
+    s.add_argument("model_file", metavar="MODEL.onnx", help="the ONNX model to describe")
+    s.set_defaults(fn=cmd_inspect)
 
     s = sub.add_parser("fmt", help="print the spec in canonical layout")
     s.add_argument("spec")

@@ -10,12 +10,20 @@ import zlib
 
 import numpy as np
 
-from .ir.types import NUMPY
-
 # initializer -> (min, max) number of arguments
 INITIALIZERS = {"zeros": (0, 0), "ones": (0, 0), "constant": (1, 1), "normal": (0, 1), "uniform": (0, 2),
                 "glorot_uniform": (0, 0), "glorot_normal": (0, 0), "he_uniform": (0, 0),
                 "he_normal": (0, 0), "orthogonal": (0, 0)}
+
+
+class stored(str):
+    """A param's stored starting value (an imported initializer): prints as its
+    origin (`model.onnx:fc.weight`), holds the array in `.value`."""
+
+    def __new__(cls, value, origin: str):
+        s = super().__new__(cls, origin)
+        s.value = np.asarray(value)
+        return s
 
 
 def fans(shape) -> tuple[int, int]:
@@ -46,7 +54,9 @@ def initial_value(init: tuple, shape, dtype, seed: int, path: str) -> np.ndarray
     def uniform(a, b):                              # U(a, b)
         return dt.type(a) + dt.type(b - a) * rng.random(shape, dtype=dt)
 
-    if kind == "zeros":
+    if kind == "onnx":                      # an imported initializer, as stored
+        v = np.asarray(args[0].value, dt)
+    elif kind == "zeros":
         v = np.zeros(shape, dt)
     elif kind == "ones":
         v = np.ones(shape, dt)

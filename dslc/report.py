@@ -26,15 +26,18 @@ def describe_program(prog: Program) -> str:
         if m.metrics:
             lines.append("  metrics: " + ", ".join(m.metrics))
         lines.append("  params:")
-        width = max([len(p) for p in m.params] + [4])
+        width = max([len(p) for p in [*m.params, *m.states]] + [4])
         total = 0
         for path, p in m.params.items():
             n = _count(p.shape)
             total += n
             lines.append(f"    {path:<{width}}  {show_shape(p.shape):<16} {n:>10,}")
+        frozen = 0
         for path, s in m.states.items():
-            lines.append(f"    {path:<{width}}  {show_shape(s.shape):<16} {'(state)':>10}")
-        lines.append(f"  total params: {total:,}")
+            kind = "(frozen)" if s.attrs.get("frozen") else "(state)"
+            frozen += _count(s.shape) if s.attrs.get("frozen") else 0
+            lines.append(f"    {path:<{width}}  {show_shape(s.shape):<16} {kind:>10}")
+        lines.append(f"  total params: {total:,}" + (f" trained, {frozen:,} frozen" if frozen else ""))
         if m.name in prog.trains:
             t = prog.trains[m.name]
             lines.append(f"  train: {t.optimizer.kind}, batch {t.batch}, epochs {t.epochs}"

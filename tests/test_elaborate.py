@@ -36,7 +36,7 @@ def test_lang_specs_elaborate_and_lint(path):
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_to_dl_round_trip_gives_the_same_ir(path):
     a = api.load(path)
-    b = api.parse(a.to_dl(), filename=path.name)
+    b = api.parse(a.to_dl(), filename=str(path))        # the full path: imports are relative to it
     assert list(a.models) == list(b.models)
     for name in a.models:
         pa, pb = a.models[name].graph().print(), b.models[name].graph().print()

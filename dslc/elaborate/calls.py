@@ -17,9 +17,10 @@ from ..syntax.fmt import expr
 from .builtins import BUILTINS, call_builtin
 from .builtins.core import unify
 from .exprs import as_tensor, ev, ev_fn
+from .imports import call as call_import
 from .layers import instantiate
 from .scope import Calls
-from .values import BuiltinFn, LayerFn, Partial, RepeatFn, describe
+from .values import BuiltinFn, ImportFn, LayerFn, Partial, RepeatFn, describe
 
 
 def eval_call(e: A.Call, scope, name):
@@ -28,6 +29,9 @@ def eval_call(e: A.Call, scope, name):
             and head.id not in scope.glob.layers:
         return SPECIAL[head.id](e, scope, name)
     fn = ev(head, scope)
+    if isinstance(fn, ImportFn):                      # an imported ONNX model (imports.py)
+        args, kwargs = _args(fn, e, scope)
+        return call_import(fn, args, kwargs, scope, e.loc)
     if not isinstance(fn, (LayerFn, BuiltinFn, Partial, RepeatFn)):
         raise SpecError(f"`{_text(head)}` is {describe(fn)}, not a function", head.loc)
     args, kwargs = _args(fn, e, scope)
@@ -55,6 +59,9 @@ def partial(e: A.Call, scope):
     if isinstance(head, A.Name) and head.id == "repeat" and not scope.has_local("repeat"):
         return _repeat_fn(e, scope)
     fn = ev(head, scope)
+    if isinstance(fn, ImportFn):                      # `x |> net()`
+        args, kwargs = _args(fn, e, scope)
+        return Partial(fn, args, kwargs, e.as_name, e.loc)
     if not isinstance(fn, (LayerFn, BuiltinFn)):
         raise SpecError(f"`{_text(head)}` is {describe(fn)}, not a function", head.loc)
     if isinstance(fn, BuiltinFn) and fn.name in SPECIAL:
@@ -93,6 +100,8 @@ def call_value(fn, args, kwargs, scope, name, loc, shared: bool = False):
         if kwargs:
             raise SpecError("a partial call takes no more keyword arguments here", loc)
         return apply_fn(fn, args, scope, name, loc)
+    if isinstance(fn, ImportFn):
+        return call_import(fn, args, kwargs, scope, loc)
     if isinstance(fn, LayerFn):
         inst = name if name is not None else scope.fresh(fn.name)
         return instantiate(fn, args, kwargs, scope, scope.path(inst), loc, shared)

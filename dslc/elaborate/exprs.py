@@ -48,6 +48,10 @@ def _dict(e, scope, name):
 
 def _attr(e, scope, name):
     """`h1.W`, `enc.h1.W`: a param or state of a bound instance, by path."""
+    if not isinstance(e.value, (A.Name, A.Attr)):       # `net(x).logits`: an output by name
+        v = ev(e.value, scope)
+        if hasattr(v, "names") and hasattr(v, "get"):
+            return v.get(e.attr, e.loc)
     parts, base = [], e
     while isinstance(base, A.Attr):
         parts.append(base.attr)

@@ -10,6 +10,8 @@ from ..ir.model import Model, Program
 from ..syntax import ast as A
 from ..syntax.fmt import to_dl
 from .exprs import ev
+from .finetune import tune                     # freeze / lora: what trains
+from .imports import define as define_import   # import "model.onnx" as NAME
 from .scope import Binding, Globals, ModelCtx, Scope
 from .stdlib import stdlib_layers
 from .stmts import run_stmt
@@ -38,6 +40,8 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
         elif isinstance(item, A.Layer):
             glob.layers[item.name] = LayerFn(item, glob)
             user_layers.add(item.name)
+        elif isinstance(item, A.Import):
+            errors.guard(define_import, item, glob, filename)
         elif isinstance(item, A.Model):
             m = _model(item, glob, errors)
             if m is not None:
@@ -49,6 +53,7 @@ def elaborate_program(tree: A.Program, filename: str) -> Program:
                                  [it.name for it in tree.items if isinstance(it, A.Model)], glob.consts)
             if setup is not None:
                 prog.trains[item.name] = setup
+                prog.models[item.name] = tune(prog.models[item.name], setup)
     if not errors.list:
         for e in check_program(prog):
             errors.add(e)

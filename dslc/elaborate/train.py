@@ -14,6 +14,7 @@ from ..syntax import ast as A
 from .calls import CALLS
 from .errors import Errors
 from .exprs import ev
+from .finetune import settings as finetune_settings
 from .scope import Globals, ModelCtx, Scope
 from .values import describe
 
@@ -323,3 +324,4 @@ SETTINGS = {
     "steps": _steps,
     "lr_scale": _lr_scale,
 }
+SETTINGS.update(finetune_settings(integer, _static, _dotted))   # freeze, lora, lora_merge

@@ -51,7 +51,18 @@ class RepeatFn:
     loc: Loc | None = None
 
 
-FUNCTIONS = (LayerFn, BuiltinFn, Partial, RepeatFn)
+@dataclass(eq=False)
+class ImportFn:
+    """`import "model.onnx" as NAME`: an ONNX model (dslc.onnx_import.OnnxModel) called
+    like a layer (imports.py)."""
+    name: str
+    model: object
+    loc: Loc | None = None
+    input_names: list = field(default_factory=list)
+    output_names: list = field(default_factory=list)
+
+
+FUNCTIONS = (LayerFn, BuiltinFn, Partial, RepeatFn, ImportFn)
 
 
 class _Poison:
@@ -88,4 +99,6 @@ def describe(v) -> str:
         return f"the function `{v.name}`"
     if isinstance(v, (Partial, RepeatFn)):
         return "a function"
+    if isinstance(v, ImportFn):
+        return f"the imported model `{v.name}`"
     return type(v).__name__

@@ -91,6 +91,9 @@ class TrainSetup:
     seed: int = 0
     steps: list[str] | None = None
     lr_scale: dict[str, float] = field(default_factory=dict)
+    freeze: list[str] = field(default_factory=list)       # binding paths whose params do not train
+    lora: dict[str, int] = field(default_factory=dict)     # binding path -> adapter rank
+    lora_merge: bool = True                                # export W + D U as W
     loc: Loc | None = None
 
 

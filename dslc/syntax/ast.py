@@ -312,7 +312,17 @@ class Train:
     end_line: int = _meta(0)
 
 
-Item = Union[Const, Layer, Model, Train]
+@dataclass(frozen=True)
+class Import:
+    """`import "file.onnx" as NAME`: an ONNX model used as a layer (path relative to the spec)."""
+    path: str
+    name: str
+    doc: str | None = None
+    loc: Loc | None = _loc()
+    end_line: int = _meta(0)
+
+
+Item = Union[Const, Layer, Model, Train, Import]
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,10 @@ class ToAst(Transformer):
         kw, name, expr = ch
         return A.Const(str(name), expr, loc=self.at(kw), end_line=kw.line)
 
+    def import_item(self, ch):
+        kw, path, name = ch
+        return A.Import(unescape(str(path)[1:-1]), str(name), loc=self.at(kw), end_line=kw.line)
+
     def layer(self, ch):
         kw, name, *rest = ch
         params = rest[0] if len(rest) == 2 else []

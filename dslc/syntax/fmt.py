@@ -216,6 +216,8 @@ class _Printer:
         if isinstance(it, A.Const):
             comments = self.take(start, self.const_end, inline=True) if start else []
             return [self.trail(f"const {it.name} = {expr(it.expr)}", comments)]
+        if isinstance(it, A.Import):
+            return [self.trail(f"import {expr(A.Str(it.path))} as {it.name}", self.take(start, end, inline=True) if start else [])]
         if isinstance(it, A.Layer):
             head, body = f"layer {it.name}({', '.join(arg_text(a) for a in it.args)}) {{", it.body
         elif isinstance(it, A.Model):

@@ -20,7 +20,7 @@ from . import ast as A
 from .build import ToAst
 from .layout import Layout, doc_comments, doc_text, scan_comments
 
-_ITEM_START = re.compile(r"(const|layer|model|train)[ \t]+[A-Za-z_]")
+_ITEM_START = re.compile(r"((const|layer|model|train)[ \t]+[A-Za-z_]|import[ \t]+\")")
 _MAX_ERRORS = 20
 
 # terminal name -> how an error message says it
@@ -29,7 +29,7 @@ _WORDS = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "CMP": "
 _EXPR_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "LBRACE", "MINUS", "TRUE", "FALSE"}
 _OPERATORS = {"PIPE", "CMP", "PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "AS", "LPAR", "LSQB", "DOT"}
 _STMT_START = {"INPUT", "PARAM", "STATE", "OUTPUT", "LOSS", "METRIC", "RETURN", "UPDATE"}
-_ITEM_START_TERMS = {"CONST", "LAYER", "MODEL", "TRAIN"}
+_ITEM_START_TERMS = {"CONST", "LAYER", "MODEL", "TRAIN", "IMPORT"}
 
 
 @lru_cache(maxsize=1)
