@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per configuration")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     a = ap.parse_args()
+    if a.address is None:                       # one local Ray for every configuration
+        import ray
+        ray.init(num_cpus=max(a.workers), include_dashboard=False, log_to_driver=False, configure_logging=False)
     c = dslc.compile(dslc.load(SPEC), split=True)
     arrays = data(512 * a.batches)
     quiet = dict(log=lambda *x: None, batch=512)

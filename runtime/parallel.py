@@ -310,13 +310,18 @@ class ParallelTrainer(Trainer):
     # -- the cluster ---------------------------------------------------------------------
     def _start_ray(self) -> None:
         ray = self.ray
-        if ray.is_initialized():
+        if ray is LocalCluster:
             return
         kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if self.address:
-            ray.init(address=self.address, **kw)
-        else:
-            ray.init(num_cpus=max(self.workers_n, 1), **kw)
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, **kw)
+            else:
+                ray.init(num_cpus=max(self.workers_n, 1), **kw)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < self.workers_n:      # actors would wait for CPUs forever
+            raise RuntimeFailure(f"the Ray cluster has {cpus:g} CPUs but {self.workers_n} workers need one each; "
+                                 f"start Ray with more (ray.init(num_cpus=...), ray start --num-cpus) or use fewer workers")
 
     def _spawn(self, data, valid) -> None:
         ray = self.ray

@@ -196,3 +196,11 @@ def test_cli_workers_validation(capsys):
     assert "--workers should be a positive integer" in capsys.readouterr().err
     assert main(["train", spec, "--address", "127.0.0.1:1"]) == 1
     assert "--address needs --workers" in capsys.readouterr().err
+
+
+def test_more_workers_than_the_cluster_has_cpus_is_an_error_not_a_hang(local_ray):
+    from dslc_runtime import RuntimeFailure
+    c = _compiled(DROPOUT)
+    cpus = int(ray.cluster_resources()["CPU"])
+    with pytest.raises(RuntimeFailure, match=f"has {cpus} CPUs but {cpus + 1} workers need one each"):
+        ParallelTrainer(c, workers=cpus + 1, log=lambda *a: None)
