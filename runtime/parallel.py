@@ -100,6 +100,7 @@ class StepGraphs:
         self.gradient_reads = list(self.g.params) + ([self.g.step] if self.g.step else []) + list(self.states)
         self.row_offset = self.g.row_offset
         self.losses, self.metrics = list(self.g.losses), list(self.g.metrics)
+        self.outputs = [name for name, *_ in self.layout({})]   # what a gradient step fetches, in order
 
     def layout(self, shapes: dict[str, tuple]) -> list[tuple[str, int, int, tuple]]:
         """(name, start, stop, shape) of each value in the flat reduced vector:
@@ -172,7 +173,7 @@ class ShardWorker:
         feeds.update(_hyper(g.g, self.settings, loss))
         if g.row_offset:
             feeds[g.row_offset] = np.asarray(lo, np.int64)
-        names = [name for name, *_ in g.layout({})]
+        names = g.outputs
         _, out = self.grad_run.run({k: self.carried[k] for k in g.gradient_reads}, feeds, [], names)
         if self._layout is None:
             self._layout = g.layout({k: np.shape(v) for k, v in out.items()})

@@ -41,23 +41,25 @@ def run_dlgm() -> Result:
 
 
 # -- factor analysis (§9.2) ----------------------------------------------------------------
-def _fa_digits():
+def _shipped(npz: str, maker: str):
+    """Train and validation rows of a derived digits set in specs/data (made by
+    its script when missing), split as the train block's `split = 0.8`."""
     from bench.zoo.generative import SPECS
-    path = SPECS / "data" / "digits_fa.npz"
+    path = SPECS / "data" / npz
     if not path.is_file():
         import importlib.util
-        spec = importlib.util.spec_from_file_location("make_fa_data", SPECS / "data" / "make_fa_data.py")
+        spec = importlib.util.spec_from_file_location(maker, SPECS / "data" / f"{maker}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         mod.main()
     x = np.load(path)["x"]
-    n = int(0.8 * len(x))                       # the train block's `split = 0.8`
+    n = int(0.8 * len(x))
     return x[:n], x[n:]
 
 
 def run_factor_analysis() -> Result:
     from sklearn.decomposition import FactorAnalysis
-    xt, xv = _fa_digits()
+    xt, xv = _shipped("digits_fa.npz", "make_fa_data")
     _, tr, hist = train("factor_analysis")
     ours = float(session(tr).run(["loglik"], {"x": xv})[0].astype(np.float64).mean())
     m = tr.params()["W"].shape[1]
@@ -70,23 +72,9 @@ def run_factor_analysis() -> Result:
 
 
 # -- Gaussian mixture (§9.2) -------------------------------------------------------------
-def _pca_digits():
-    from bench.zoo.generative import SPECS
-    path = SPECS / "data" / "digits_pca.npz"
-    if not path.is_file():
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("make_gmm_data", SPECS / "data" / "make_gmm_data.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        mod.main()
-    x = np.load(path)["x"]
-    n = int(0.8 * len(x))                       # the train block's `split = 0.8`
-    return x[:n], x[n:]
-
-
 def run_gmm() -> Result:
     from sklearn.mixture import GaussianMixture
-    xt, xv = _pca_digits()
+    xt, xv = _shipped("digits_pca.npz", "make_gmm_data")
     _, tr, hist = train("gmm")
     ours = float(session(tr).run(["loglik"], {"x": xv})[0].astype(np.float64).mean())
     k = tr.params()["mu"].shape[0]
