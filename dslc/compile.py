@@ -22,13 +22,14 @@ from dslc_runtime import manifest as M
 
 from . import passes
 from . import step as S
+from . import sync as Y
 from .checks import label_classes
 from .errors import SpecError
 from .init import initial_value
 from .ir import dims as D
 from .ir.graph import Graph
 from .ir.model import Model, Program, TrainSetup
-from .ir.node import Node, at
+from .ir.node import Node, apply as P, at, const
 from .ir.types import TensorType
 from .lower.driver import dim_sources, draw_numbers, lower_graph, make_model
 from .ops.leaves import input_
@@ -50,6 +51,10 @@ class Compiled:
     apply: onnx.ModelProto | None = None
     graphs: dict = field(default_factory=dict)     # the optimized IR roots of each, for printing
     draws: dict = field(default_factory=dict)      # random draw uid -> number, shared by the step graphs
+    # with split=True where rows interact (batch norm): the exact data-parallel step's graphs
+    # (a gradient graph with sync inputs, forward and backward stages; sync.py), or why none can be
+    sync: list = field(default_factory=list)
+    sync_error: SpecError | None = None
 
     @property
     def manifest(self) -> dict:
@@ -82,6 +87,7 @@ def compile(prog: Program | Model, name: str | None = None, setup: TrainSetup | 
         if split:
             c.gradient = _gradient(pl, values, opt, c)
             c.apply = _apply(pl, values, opt, c)
+            _sync(pl, values, opt, c)
     return c
 
 
@@ -223,15 +229,17 @@ def _apply(pl: S.Plan, values: dict, opt, c: Compiled) -> onnx.ModelProto:
 
 
 def _lower_step(pl: S.Plan, role: str, roots: dict, car: list, plain: list, opt, c: Compiled,
-                defaults: dict | None = None) -> onnx.ModelProto:
-    """Optimize and lower one form of the step, with its manifest."""
+                defaults: dict | None = None, sync: dict | None = None) -> onnx.ModelProto:
+    """Optimize and lower one form of the step, with its manifest (sync: the
+    sync graphs' manifest fields, with `key` naming the graph in c.graphs)."""
     model, setup = pl.model, pl.setup
+    sync = dict(sync or {})
     roots = opt(roots)
-    c.graphs[role] = roots
+    c.graphs[sync.pop("key", role)] = roots
     if role == "training":
         c.draws = draw_numbers(roots)           # the split graphs number their draws alike
     data = _with_dim_inputs(model, roots, [n for n in _leaves(roots)["input"] if n.attrs["name"] in model.inputs])
-    hyper = _hyper(pl, role, roots)
+    hyper = _hyper(pl, role, roots) + _weight(sync.get("weight"), roots)
     select = [pl.select] if pl.select is not None else []
     inits = {cr.name: cr.value for cr in car}
     inits.update(defaults or {})
@@ -245,7 +253,7 @@ def _lower_step(pl: S.Plan, role: str, roots: dict, car: list, plain: list, opt,
                     rng_seed="seed" if "seed" in names else None,
                     rng_row_offset="row_offset" if "row_offset" in names else None,
                     rng_batch=_batch_symbol(data), draws=c.draws)
-    man = _step_manifest(pl, role, data, car, [h for _, h in hyper], plain, roots)
+    man = _step_manifest(pl, role, data, car, [h for _, h in hyper], plain, roots, sync)
     return make_model(g, {M.KEY: json.dumps(man.to_json())}, doc=_doc(model))
 
 
@@ -253,7 +261,7 @@ def _hyper(pl: S.Plan, role: str, roots: dict) -> list[tuple[Node, M.Hyper]]:
     """The scalar inputs with defaults: lr (not in the gradient graph); the seed
     and row offset of random draws (not in the apply graph)."""
     out = []
-    if role != "gradient":
+    if role in ("training", "apply"):
         doc = "multiplier on the spec's lr expression" if callable(pl.lr) else None
         out.append((pl.lr_in, M.Hyper("lr", "float32", 1.0 if callable(pl.lr) else float(pl.lr), doc)))
     if role != "apply" and any(n.op.startswith("random_") for n in Graph(roots).order()):
@@ -261,29 +269,43 @@ def _hyper(pl: S.Plan, role: str, roots: dict) -> list[tuple[Node, M.Hyper]]:
         out.append((input_("seed", TensorType("i64", ())),
                     M.Hyper("seed", "int64", int(pl.setup.seed),
                             "keys the random draws (dropout, normal, ...) with the step counter")))
-    if role == "gradient":
+    if role in ROW_ROLES:
         out.append((input_("row_offset", TensorType("i64", ())),
                     M.Hyper("row_offset", "int64", 0, "index in the global batch of this batch's first row "
                             "(random draws along the batch axis follow it)")))
     return out
 
 
+ROW_ROLES = ("gradient", "forward_stage", "backward_stage")   # graphs that read a shard of the batch
+
+
+def _weight(weight: Node | None, roots: dict) -> list[tuple[Node, M.Hyper]]:
+    """The shard_weight hyper input, where the graph reads it."""
+    if weight is None or weight not in _leaves(roots)["input"]:
+        return []
+    return [(weight, M.Hyper("shard_weight", "float32", 1.0, "this worker's share b_s / B of the batch"))]
+
+
 def _step_manifest(pl: S.Plan, role: str, data: list, car: list, hyper: list, plain: list,
-                   roots: dict) -> M.Manifest:
+                   roots: dict, sync: dict) -> M.Manifest:
     model, setup = pl.model, pl.setup
     split = role != "training"
+    stage = role.endswith("_stage")
     return M.Manifest(
         role, model.name, _data_entries(data, roots) if role != "apply" else [],
-        list(model.losses) if role != "apply" else [], list(model.metrics) if role != "apply" else [],
+        list(model.losses) if role in ("training", "gradient") else [],
+        list(model.metrics) if role in ("training", "gradient") else [],
         carried=[cr.entry() for cr in car], hyper=hyper, steps=list(setup.steps or model.losses),
         select=M.Select("loss_select", {n: i for i, n in enumerate(pl.order)}) if pl.select is not None else None,
         train=_train_settings(setup, model),
-        params=list(pl.used) if role == "gradient" else [],
+        params=[n.attrs["name"] for n in plain if n.op in ("param", "state")] if role in ROW_ROLES else [],
         grads=[M.Grad(p, f"grad.{p}", S.NP_NAME[pl.used[p].dtype], tuple(pl.used[p].shape))
-               for p in pl.trained] if split else [],
-        step="step" if role == "gradient" else None,
-        row_offset="row_offset" if role == "gradient" else None,
-        spec=model.loc.filename if model.loc else None)
+               for p in pl.trained] if split and role != "forward_stage" else [],
+        step="step" if role in ROW_ROLES else None,
+        row_offset="row_offset" if role in ROW_ROLES else None,
+        spec=model.loc.filename if model.loc else None,
+        sync=sync.get("points", []), shard_weight="shard_weight" if any(h.name == "shard_weight" for h in hyper)
+        else None, depth=sync.get("depth") if stage else None)
 
 
 def _train_settings(setup: TrainSetup, model: Model) -> M.TrainSettings:
@@ -292,3 +314,72 @@ def _train_settings(setup: TrainSetup, model: Model) -> M.TrainSettings:
         patience, metric, *mode = setup.early_stopping
         es = M.EarlyStopping(int(patience), metric, M.stopping_mode(metric, model.losses, *mode))
     return M.TrainSettings(setup.data, setup.split, setup.valid, setup.batch, setup.epochs, setup.seed, es)
+
+
+# -- the exact data-parallel step where rows interact (sync.py) -------------------------
+def _sync(pl: S.Plan, values: dict, opt, c: Compiled) -> None:
+    """c.sync: the sync gradient graph, the forward stages 1..D and the backward
+    stages D..1, where the plain gradient graph would not split exactly."""
+    b = _batch_symbol([n for n in _leaves(pl.fwd)["input"] if n.attrs["name"] in pl.model.inputs])
+    try:
+        sp = Y.analyse(pl.fwd, D.plain_name(b) if b is not None else None)
+        if not sp.needed:
+            return
+        points = [M.SyncPoint(p.name, f"part.{p.k}", f"sync_grad.{p.k}", f"cot.{p.k}", NP_NAME[p.leaf.dtype],
+                              tuple(p.leaf.shape), p.depth, p.combine) for p in sp.points]
+        meta = {"points": points, "weight": sp.weight}
+        graphs = [_sync_gradient(pl, sp, values, opt, c, meta)]
+        graphs += [_stage(pl, sp, "forward_stage", d, values, opt, c, meta) for d in range(1, sp.depth + 1)]
+        graphs += [_stage(pl, sp, "backward_stage", d, values, opt, c, meta) for d in range(sp.depth, 0, -1)]
+    except SpecError as e:          # raised where the model is trained on several workers
+        c.sync_error = e
+        return
+    c.sync = graphs
+
+
+def _sync_gradient(pl: S.Plan, sp: Y.SyncPlan, values: dict, opt, c: Compiled, meta: dict) -> onnx.ModelProto:
+    """The gradient graph over the sync inputs: also d(loss)/d sync.<k>."""
+    pl2 = Y.with_fwd(pl, sp)
+    with at(pl.setup.loc):
+        car = S.carried(pl, values)
+        roots = S.outputs(pl2)
+        roots.update(S.gradient_outputs(pl2))
+        roots.update(S.state_updates(pl2))
+        roots.update(Y.sync_gradients(sp, pl2.fwd, pl.order, pl.select))
+    states = [cr for cr in car.values() if cr.kind == "state"]
+    plain = [pl.used[p] for p in pl.used] + [pl.step] + [p.leaf for p in sp.points]
+    return _lower_step(pl2, "gradient", roots, states, plain, opt, c,
+                       defaults={**{p: values[p] for p in pl.used}, "step": np.zeros((), np.int64)},
+                       sync={**meta, "key": "sync_gradient"})
+
+
+def _stage(pl: S.Plan, sp: Y.SyncPlan, role: str, d: int, values: dict, opt, c: Compiled,
+           meta: dict) -> onnx.ModelProto:
+    """Forward stage d (this worker's parts of the depth-d reductions) or backward
+    stage d (their vjp with the summed adjoints)."""
+    cots = {}
+    with at(pl.setup.loc):
+        if role == "forward_stage":
+            roots = Y.forward_stage(sp, pl.fwd, d)
+        else:
+            roots, cots = Y.backward_stage(sp, pl.fwd, d, {p: pl.used[p] for p in pl.trained}, _masks(pl))
+    states = [n for n in _leaves(roots)["state"]]
+    plain = [pl.used[p] for p in pl.used] + [pl.step] + states
+    plain += [p.leaf for p in sp.points if p.depth < d] + list(cots.values())
+    defaults = {**{p: values[p] for p in pl.used}, **{n.attrs["name"]: values[n.attrs["name"]] for n in states},
+                "step": np.zeros((), np.int64)}
+    return _lower_step(pl, role, roots, [], plain, opt, c, defaults=defaults,
+                       sync={**meta, "depth": d, "key": f"{role}.{d}"})
+
+
+def _masks(pl: S.Plan) -> dict[str, Node]:
+    """With several losses: param path -> `the selected loss updates it`."""
+    if pl.select is None:
+        return {}
+    out = {}
+    for path in pl.trained:
+        for k, lname in enumerate(pl.order):
+            if path in pl.targets[lname]:
+                on = P("eq", pl.select, const(k, "i64"))
+                out[path] = on if path not in out else P("where", on, on, out[path])
+    return out

@@ -25,7 +25,8 @@ VERSION = 1
 DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
           "int64": np.int64, "int32": np.int32, "int8": np.int8, "uint8": np.uint8,
           "bool": np.bool_}
-ROLES = ("training", "evaluation", "gradient", "apply")
+ROLES = ("training", "evaluation", "gradient", "apply", "forward_stage", "backward_stage")
+COMBINES = ("sum", "max", "min")
 # param: trained; state: running statistics; slot: optimizer state of `param`;
 # average: Polyak average of `param`; step: the step counter (t = step + 1);
 # loss_step: how many updates loss `loss` has made (its own t, for bias correction)
@@ -98,6 +99,23 @@ class Grad:
 
 
 @dataclass(frozen=True)
+class SyncPoint:
+    """A batch statistic (e.g. batch norm's mean) that data-parallel workers
+    agree on before the step goes on (docs/parallel.md): input `input` of the
+    sync graphs, this worker's share `part` (forward stage of `depth`), the
+    adjoint `grad` (an output: this worker's contribution) and `cot` (the
+    backward stage's input: the adjoint summed over the workers)."""
+    input: str
+    part: str
+    grad: str
+    cot: str
+    dtype: str
+    shape: tuple
+    depth: int
+    combine: str            # how the workers' parts combine: "sum" | "max" | "min"
+
+
+@dataclass(frozen=True)
 class EarlyStopping:
     patience: int
     metric: str
@@ -145,6 +163,9 @@ class Manifest:
     step: str | None = None
     row_offset: str | None = None
     spec: str | None = None
+    sync: list[SyncPoint] = field(default_factory=list)
+    shard_weight: str | None = None      # hyper input: b_s / B, this worker's share of the batch
+    depth: int | None = None             # a stage graph's depth
     version: int = VERSION
 
     def carried_by_input(self) -> dict[str, Carried]:
@@ -261,6 +282,17 @@ def _parse_grad(g, w: str) -> Grad:
                 _shape(_need(g, "shape", w, list), f"grad `{name}`"))
 
 
+def _parse_sync(p, w: str) -> SyncPoint:
+    _known_keys(p, SyncPoint, w)
+    name = _need(p, "input", w, str)
+    combine = _need(p, "combine", w, str)
+    if combine not in COMBINES:
+        raise ManifestError(f"manifest: sync `{name}` combines by {combine!r}; expected one of {', '.join(COMBINES)}")
+    return SyncPoint(name, _need(p, "part", w, str), _need(p, "grad", w, str), _need(p, "cot", w, str),
+                     _dtype(_need(p, "dtype", w, str), f"sync `{name}`"), _shape(_need(p, "shape", w, list),
+                     f"sync `{name}`"), _need(p, "depth", w, int), combine)
+
+
 def _parse_select(s) -> Select | None:
     if s is None:
         return None
@@ -308,7 +340,9 @@ def parse_manifest(obj: dict) -> Manifest:
                  grads=[_parse_grad(g, f"grads[{i}]") for i, g in enumerate(_opt(obj, "grads", w, list, []))],
                  select=_parse_select(obj.get("select")), train=_parse_train(obj.get("train")),
                  params=_names(obj, "params", w), step=_opt(obj, "step", w, str),
-                 row_offset=_opt(obj, "row_offset", w, str), spec=_opt(obj, "spec", w, str))
+                 row_offset=_opt(obj, "row_offset", w, str), spec=_opt(obj, "spec", w, str),
+                 sync=[_parse_sync(p, f"sync[{i}]") for i, p in enumerate(_opt(obj, "sync", w, list, []))],
+                 shard_weight=_opt(obj, "shard_weight", w, str), depth=_opt(obj, "depth", w, int))
     m.steps = _names(obj, "steps", w) or (m.losses[:1] if role in ("training", "gradient") else [])
     _check_consistency(m)
     return m
@@ -330,6 +364,10 @@ def _check_consistency(m: Manifest) -> None:
             raise ManifestError(f"manifest: loss_step `{c.input}` counts loss {c.loss!r}, which is not a loss")
     if m.row_offset is not None and m.row_offset not in {h.name for h in m.hyper}:
         raise ManifestError(f"manifest: row_offset names `{m.row_offset}`, which is not a hyper input")
+    if m.shard_weight is not None and m.shard_weight not in {h.name for h in m.hyper}:
+        raise ManifestError(f"manifest: shard_weight names `{m.shard_weight}`, which is not a hyper input")
+    if m.role.endswith("_stage") and m.depth is None:
+        raise ManifestError(f"manifest: a {m.role} graph needs its `depth`")
     if m.role in ("training", "gradient", "apply"):
         _check_steps(m)
 
@@ -380,6 +418,16 @@ def check_against_graph(m: Manifest, model: onnx.ModelProto) -> None:
              "input" if m.role == "apply" else "output")
     if m.select:
         need(m.select.input, "select input", inputs, "input")
+    for p in m.sync:
+        below = m.role == "gradient" or (m.depth is not None and p.depth < m.depth)
+        if below:
+            need(p.input, "sync input", inputs, "input")
+        if below and m.role != "forward_stage":
+            need(p.grad, "sync adjoint", outputs, "output")
+        if m.depth == p.depth and m.role == "forward_stage":
+            need(p.part, "sync part", outputs, "output")
+        if m.depth == p.depth and m.role == "backward_stage":
+            need(p.cot, "sync cotangent", inputs, "input")
 
 
 def read_manifest(model: onnx.ModelProto, role: str | None = None) -> Manifest:

@@ -116,14 +116,47 @@ class StepGraphs:
         return out
 
 
+def _combine(parts: list[dict], how: dict[str, str]) -> dict[str, np.ndarray]:
+    """The workers' parts (dicts of arrays; a worker without rows gives {}) combined
+    key by key in worker order: summed, or by max / min where `how` says."""
+    out: dict[str, np.ndarray] = {}
+    ops = {"sum": np.add, "max": np.maximum, "min": np.minimum}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = v if k not in out else ops[how.get(k, "sum")](out[k], v)
+    return out
+
+
+class SyncStages:
+    """The stage graphs of an exact step where rows interact (batch norm): the
+    forward stages 1..D and backward stages D..1 around the sync gradient graph
+    (dslc/sync.py, docs/parallel.md)."""
+
+    def __init__(self, models: list[onnx.ModelProto]):
+        self.manifests = [read_manifest(m) for m in models]
+        self.points = self.manifests[0].sync if models else []
+        self.depth = max((p.depth for p in self.points), default=0)
+        self.forward = {m.depth: (mod, m) for mod, m in zip(models, self.manifests) if m.role == "forward_stage"}
+        self.backward = {m.depth: (mod, m) for mod, m in zip(models, self.manifests) if m.role == "backward_stage"}
+        self.how = {p.input: p.combine for p in self.points}
+
+    def at(self, d: int):
+        return [p for p in self.points if p.depth == d]
+
+
 class ShardWorker:
     """One data-parallel worker: a gradient session, an apply session, all
     carried values, and its shard of the training data. Plain Python, so it
     also runs in-process (tests); `ray.remote` wraps it for actors."""
 
-    def __init__(self, graphs: tuple[bytes, bytes, bytes], rank: int, world: int, data, settings: dict,
+    def __init__(self, graphs: tuple[bytes, ...], rank: int, world: int, data, settings: dict,
                  device: str = "cpu", threads: int | None = 1, spec_path: str | None = None):
-        gradient, apply, training = (onnx.load_from_string(b) for b in graphs)
+        """graphs: the gradient, apply and training graphs' bytes, then any sync
+        graphs (the sync gradient graph first: it replaces the gradient graph)."""
+        gradient, apply, training, *sync = (onnx.load_from_string(b) for b in graphs)
+        self.stages = SyncStages(sync)
+        if sync:
+            gradient = sync[0]
         self.graphs = StepGraphs(gradient, apply)
         self.rank, self.world = rank, world
         self.device = Device.parse(device)
@@ -131,9 +164,13 @@ class ShardWorker:
         self.grad_run = BoundRunner(make_session(gradient, self.device, threads), self.device)
         self.apply_run = BoundRunner(make_session(apply, self.device, threads), self.device)
         self.train = _train_part(data, settings, read_manifest(training, role="training"), spec_path)
+        self.stage_run = {(m.role, d): BoundRunner(make_session(mod, self.device, threads), self.device)
+                          for table in (self.stages.forward, self.stages.backward) for d, (mod, m) in table.items()}
         self.carried: dict = {}
         self._layout = None
         self._order = (None, None)
+        self._shard = (None, None)
+        self._pending = None
 
     # -- values ------------------------------------------------------------------------
     def set_carried(self, values: dict[str, np.ndarray]) -> None:
@@ -160,26 +197,84 @@ class ShardWorker:
         b = self.settings["batch"]
         return self._order[1][index * b:(index + 1) * b]
 
-    def gradient_step(self, epoch: int, index: int, loss: str) -> np.ndarray:
+    def _rows_of(self, epoch: int, index: int):
+        """(lo, hi, B, host arrays) of this worker's rows of batch `index` (kept for the stages)."""
+        if self._shard[0] != (epoch, index):
+            rows = self._rows(epoch, index)
+            lo, hi = shard_bounds(len(rows), self.world)[self.rank]
+            self._shard = ((epoch, index), (lo, hi, len(rows), self.train.take(rows[lo:hi]) if hi > lo else None))
+        return self._shard[1]
+
+    def _feeds(self, m, epoch: int, index: int, loss: str, sync: dict) -> dict:
+        """Host inputs of a shard graph with manifest m: data, hyper, row offset, share, sync values."""
+        lo, hi, b, host = self._rows_of(epoch, index)
+        feeds = {d.name: host[d.name] for d in m.data}
+        feeds.update(_hyper(m, self.settings, loss))
+        if m.row_offset:
+            feeds[m.row_offset] = np.asarray(lo, np.int64)
+        if m.shard_weight:
+            feeds[m.shard_weight] = np.asarray((hi - lo) / b, np.float32)
+        below = m.role == "gradient" or m.depth is None
+        feeds.update({p.input: sync[p.input] for p in m.sync if below or p.depth < m.depth})
+        return feeds
+
+    def _run(self, runner, m, feeds: dict, names: list[str]) -> dict:
+        reads = [n for n in m.params + ([m.step] if m.step else []) + [c.input for c in m.carried]]
+        _, out = runner.run({k: self.carried[k] for k in reads}, feeds, [], names)
+        return out
+
+    def gradient_step(self, epoch: int, index: int, loss: str, sync: dict | None = None):
         """This worker's share of the batch means: (b_i / B) * (gradients, new states,
-        losses, metrics), flattened into one vector."""
+        losses, metrics), flattened into one vector. With sync graphs (batch norm)
+        the vector is kept for the backward stages (`finish` returns it) and this
+        returns the share of d loss / d sync.<k>."""
         g = self.graphs
-        rows = self._rows(epoch, index)
-        lo, hi = shard_bounds(len(rows), self.world)[self.rank]
+        lo, hi, b, _ = self._rows_of(epoch, index)
         if hi == lo:                                  # more workers than rows: adds nothing
-            return np.zeros(0)
-        host = self.train.take(rows[lo:hi])
-        feeds = {d.name: host[d.name] for d in g.g.data}
-        feeds.update(_hyper(g.g, self.settings, loss))
-        if g.row_offset:
-            feeds[g.row_offset] = np.asarray(lo, np.int64)
-        names = g.outputs
-        _, out = self.grad_run.run({k: self.carried[k] for k in g.gradient_reads}, feeds, [], names)
+            self._pending = np.zeros(0)
+            return {} if self.stages.points else self._pending
+        names = g.outputs + [p.grad for p in self.stages.points]
+        out = self._run(self.grad_run, g.g, self._feeds(g.g, epoch, index, loss, sync or {}), names)
         if self._layout is None:
             self._layout = g.layout({k: np.shape(v) for k, v in out.items()})
-        dtype = np.result_type(np.float32, *(np.asarray(out[n]).dtype for n in names))
-        flat = np.concatenate([np.asarray(out[n], dtype).ravel() for n in names])
-        return flat * dtype.type((hi - lo) / len(rows))
+        dtype = np.result_type(np.float32, *(np.asarray(out[n]).dtype for n in g.outputs))
+        w = dtype.type((hi - lo) / b)
+        flat = np.concatenate([np.asarray(out[n], dtype).ravel() for n in g.outputs]) * w
+        if not self.stages.points:
+            return flat
+        self._pending = flat
+        return {p.input: np.asarray(out[p.grad]) * w for p in self.stages.points}
+
+    def forward_stage(self, epoch: int, index: int, loss: str, d: int, sync: dict) -> dict:
+        """This worker's parts of the depth-d batch statistics: {sync input: part}."""
+        lo, hi, _, _ = self._rows_of(epoch, index)
+        if hi == lo:
+            return {}
+        mod, m = self.stages.forward[d]
+        out = self._run(self.stage_run[("forward_stage", d)], m, self._feeds(m, epoch, index, loss, sync),
+                        [p.part for p in self.stages.at(d)])
+        return {p.input: np.asarray(out[p.part]) for p in self.stages.at(d)}
+
+    def backward_stage(self, epoch: int, index: int, loss: str, d: int, sync: dict, adjoint: dict) -> dict:
+        """Add the vjp of the depth-d parts (cotangents: the summed adjoints) to the
+        kept gradients; return this worker's adjoints of the shallower statistics."""
+        lo, hi, _, _ = self._rows_of(epoch, index)
+        if hi == lo:
+            return {}
+        mod, m = self.stages.backward[d]
+        feeds = self._feeds(m, epoch, index, loss, sync)
+        feeds.update({p.cot: adjoint[p.input] for p in self.stages.at(d)})
+        lower = [p for p in self.stages.points if p.depth < d]
+        grads = [gr.name for gr in m.grads]
+        out = self._run(self.stage_run[("backward_stage", d)], m, feeds, grads + [p.grad for p in lower])
+        for name, a, z, _ in self._layout:
+            if name in out:
+                self._pending[a:z] += np.asarray(out[name], self._pending.dtype).ravel()
+        return {p.input: np.asarray(out[p.grad]) for p in lower}
+
+    def finish(self) -> np.ndarray:
+        """The kept vector of gradient_step, with the backward stages' terms."""
+        return self._pending
 
     @staticmethod
     def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -301,8 +396,13 @@ class ParallelTrainer(Trainer):
             raise RuntimeFailure(f"backend should be 'ray' or 'local', found {backend!r}")
         self.ray = import_ray() if backend == "ray" else LocalCluster
         self.workers_n, self.address, self.max_restarts = workers, address, max_restarts
-        self._blobs = tuple(m.SerializeToString() for m in (compiled.gradient, compiled.apply, self.training))
-        self.graphs = StepGraphs(compiled.gradient, compiled.apply)
+        err = getattr(compiled, "sync_error", None)
+        if err is not None and workers > 1:
+            raise RuntimeFailure(f"cannot split this model's steps across workers: {err}")
+        sync = list(getattr(compiled, "sync", None) or [])
+        self._blobs = tuple(m.SerializeToString() for m in [compiled.gradient, compiled.apply, self.training] + sync)
+        self.graphs = StepGraphs(sync[0] if sync else compiled.gradient, compiled.apply)
+        self.stages = SyncStages(sync)
         self._start_ray()
         self.workers: list = []
         self._data = None
@@ -416,8 +516,26 @@ class ParallelTrainer(Trainer):
         self._pull()
         self._synced = True
 
+    def _sync_stages(self, epoch: int, index: int, loss: str) -> list:
+        """Where rows interact: agree on the batch statistics stage by stage, then
+        the adjoints back down (small vectors, summed here in worker order); the
+        workers' gradient vectors, ready for the tree."""
+        st, ws = self.stages, self.workers
+        sync: dict = {}
+        for d in range(1, st.depth + 1):
+            sync.update(_combine(self._get([w.forward_stage.remote(epoch, index, loss, d, sync) for w in ws]), st.how))
+        adj = _combine(self._get([w.gradient_step.remote(epoch, index, loss, sync) for w in ws]), {})
+        for d in range(st.depth, 0, -1):
+            cot = {p.input: adj[p.input] for p in st.at(d)}
+            more = self._get([w.backward_stage.remote(epoch, index, loss, d, sync, cot) for w in ws])
+            adj = _combine([adj] + more, {})
+        return [(w, w.finish.remote()) for w in ws]
+
     def _step(self, epoch: int, index: int, loss: str) -> dict[str, float]:
-        parts = [(w, w.gradient_step.remote(epoch, index, loss)) for w in self.workers]
+        if self.stages.points:
+            parts = self._sync_stages(epoch, index, loss)
+        else:
+            parts = [(w, w.gradient_step.remote(epoch, index, loss)) for w in self.workers]
         total = tree_sum(parts, lambda w, a, b: w.add.remote(a, b))
         done = [w.apply_step.remote(total, loss) for w in self.workers]
         values = self._get(done)[0]

@@ -36,6 +36,34 @@ train drop {
 """
 
 
+# batch norm (rows meet in the batch statistics) and dropout: the exact path of sync.py
+BN_DROPOUT = """
+layer bn_linear(x: [B, n], m: int) {
+    param W: [n, m] ~ glorot_uniform
+    return x @ W
+}
+model bn {
+    input x: f32[B, 64]
+    input y: i64[B]
+    h1 = dropout(relu(batch_norm(bn_linear(x, 48))), 0.2)
+    h2 = relu(batch_norm(bn_linear(h1, 32)))
+    logits = dense(h2, 10)
+    output probs = softmax(logits)
+    loss = cross_entropy(logits, y)
+    metric acc = accuracy(logits, y)
+}
+train bn {
+    data = "digits"
+    split = 0.8
+    optimizer = adam(lr = 1e-2)
+    batch = 32
+    epochs = 1
+    seed = 5
+}
+"""
+SOURCES = {"dropout": DROPOUT, "bn_dropout": BN_DROPOUT}
+
+
 def _compiled(text=None, path=None):
     prog = dslc.parse(text, "<test>") if text else dslc.load(path)
     return dslc.compile(prog, split=True)
@@ -66,10 +94,11 @@ def test_tree_sum_adds_everything_once():
         assert len(calls) == n - 1
 
 
-@pytest.mark.parametrize("spec", ["digits", "dropout"])
+@pytest.mark.parametrize("spec", ["digits", "dropout", "bn_dropout"])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_workers_equal_one_process(spec, workers):
-    c = _compiled(path=os.path.join(SPECS, "digits.dl")) if spec == "digits" else _compiled(DROPOUT)
+    c = _compiled(path=os.path.join(SPECS, "digits.dl")) if spec == "digits" else _compiled(SOURCES[spec])
+    assert bool(c.sync) == (spec == "bn_dropout")
     data = _subset(c, 320)
     single = Trainer(c, log=lambda *a: None, batch=32)
     single.fit(data, epochs=1, progress=False)
@@ -82,6 +111,71 @@ def test_workers_equal_one_process(spec, workers):
         assert _rel(a[k], b[k]) <= 1e-5, (k, _rel(a[k], b[k]))
     for k in ("loss", "acc"):
         assert abs(par.history[0][k] - single.history[0][k]) <= 1e-5
+
+
+@pytest.mark.parametrize("spec,model,steps", [("approx.dl", "relu_net", 8), ("optimizers.dl", "quad", 2)])
+def test_batch_statistics_outside_batch_norm_are_agreed_on(spec, model, steps):
+    """A max over the batch (approx's max_err metric) and a loss that is not a mean
+    of per-row terms (quad: a function of the batch mean) split exactly too."""
+    path = os.path.join(SPECS, spec)
+    c = dslc.compile(dslc.load(path), model, split=True)
+    assert c.sync
+    from dslc_runtime import load_dataset
+    from dslc_runtime.manifest import read_manifest
+    m = read_manifest(c.training)
+    ds = load_dataset(m.data and m.train.data, m.data, os.path.abspath(path))
+    data = {k: v[:400] for k, v in ds.arrays.items()}
+    single = Trainer(c, log=lambda *a: None, batch=32)
+    single.fit(data, epochs=1, progress=False)
+    par = ParallelTrainer(c, workers=2, backend="local", log=lambda *a: None, batch=32)
+    par.fit(data, epochs=1, progress=False)
+    assert par.step == single.step == steps
+    a, b = par.carried_values(), single.carried_values()
+    for k in b:
+        assert _rel(a[k], b[k]) <= 1e-5, (k, _rel(a[k], b[k]))
+    for k in single.history[0]:
+        if k not in ("time", "examples_per_s", "epoch"):
+            assert abs(par.history[0][k] - single.history[0][k]) <= 1e-5 * max(1, abs(single.history[0][k])), k
+
+
+def test_batch_norm_stages_and_manifests():
+    """Two batch-norm layers: mean then variance each, plus the counts -> depths 1..4;
+    every sync graph's manifest names what the workers exchange."""
+    from dslc_runtime.manifest import read_manifest
+    c = dslc.compile(dslc.load(os.path.join(SPECS, "mlp_regularized.dl")), split=True)
+    roles = [(read_manifest(m).role, read_manifest(m).depth) for m in c.sync]
+    assert roles == [("gradient", None)] + [("forward_stage", d) for d in (1, 2, 3, 4)] + \
+        [("backward_stage", d) for d in (4, 3, 2, 1)]
+    points = read_manifest(c.sync[0]).sync
+    assert [p.depth for p in points] == [1, 1, 1, 2, 3, 4] and {p.combine for p in points} == {"sum"}
+    assert not dslc.compile(dslc.load(os.path.join(SPECS, "digits.dl")), split=True).sync
+
+
+@pytest.mark.parametrize("body,message", [
+    ("g = transpose(X) @ X\n    loss = mean(g)", "mixes the rows of the batch"),
+    ("g = X @ transpose(X)\n    loss = mean(g)", "mixes the rows of the batch"),
+    ("loss = mean(cumsum(X, axis = 0))", "mixes the rows of the batch"),
+    ("loss = max(sum(X * X, axis = 1), axis = 0)", "depends on a `max` over the batch"),
+])
+def test_rows_mixed_in_ways_workers_cannot_split_are_an_error(body, message):
+    text = f"""
+model m {{
+    input x: f32[B, 4]
+    param w: [4] ~ ones
+    {body.replace("X", "(x * w)")}
+}}
+train m {{
+    data = "digits"
+    optimizer = sgd(lr = 0.1)
+    batch = 8
+}}
+"""
+    c = dslc.compile(dslc.parse(text, "<mix>"), split=True)
+    assert c.sync_error is not None and message in str(c.sync_error)
+    assert "<mix>:" in str(c.sync_error)
+    with pytest.raises(dslc.RuntimeFailure if hasattr(dslc, "RuntimeFailure") else Exception,
+                       match="cannot split this model's steps across workers"):
+        ParallelTrainer(c, workers=2, backend="local", log=lambda *a: None)
 
 
 def _subset(c, n):
@@ -106,8 +200,9 @@ def _quiet(**kw):
     return dict(log=lambda *a: None, progress=None, **kw)
 
 
-def test_ray_workers_equal_in_process_workers(local_ray):
-    c = _compiled(DROPOUT)
+@pytest.mark.parametrize("spec", ["dropout", "bn_dropout"])
+def test_ray_workers_equal_in_process_workers(local_ray, spec):
+    c = _compiled(SOURCES[spec])
     data = _subset(c, 320)
     local = ParallelTrainer(c, workers=2, backend="local", log=lambda *a: None)
     local.fit(data, epochs=2, progress=False)
