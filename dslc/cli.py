@@ -22,6 +22,7 @@ from .syntax.fmt import format_source
 from .web.export import WebExportError, export_web_cli
 from .lower.lora import merge_adapters
 from .onnx_import.inspect import describe as describe_onnx
+from dslc_runtime.manifest import read_manifest
 
 
 class UsageError(Exception):
@@ -101,6 +102,12 @@ def _write_split(c, folder: Path) -> int:
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(folder / f"{role}.onnx"))
     print(f"wrote the gradient and apply graphs of `{c.name}` to {folder}/gradient.onnx and {folder}/apply.onnx")
+    if c.sync:          # rows interact (batch norm): the exact data-parallel step's graphs too
+        names = ["sync_gradient"] + [f"{read_manifest(m).role}_{read_manifest(m).depth}" for m in c.sync[1:]]
+        for name, proto in zip(names, c.sync):
+            onnx.save(proto, str(folder / f"{name}.onnx"))
+        print(f"wrote the {len(c.sync)} graphs of its exact data-parallel step (batch statistics agreed on "
+              f"across workers: docs/parallel.md) to {folder}/sync_gradient.onnx and {folder}/*_stage_*.onnx")
     return 0
 
 

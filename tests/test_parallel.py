@@ -138,6 +138,44 @@ def test_batch_statistics_outside_batch_norm_are_agreed_on(spec, model, steps):
             assert abs(par.history[0][k] - single.history[0][k]) <= 1e-5 * max(1, abs(single.history[0][k])), k
 
 
+SUM_LOSS = """
+model s {
+    input x: f32[B, 64]
+    input y: i64[B]
+    logits = dense(x, 10)
+    loss = sum(sum((softmax(logits) - one_hot(y, 10)) ** 2, axis = 1)) / 32
+    metric acc = accuracy(logits, y)
+}
+train s {
+    data = "digits"
+    optimizer = sgd(lr = 0.5)
+    batch = 32
+    epochs = 1
+}
+"""
+
+
+def test_a_loss_summed_over_the_batch_splits_exactly():
+    """A terminal sum enters each worker's graph as sum_s / w_s: the shares add to the sum
+    (a mean-style share would give half of it with two workers)."""
+    c = _compiled(SUM_LOSS)
+    assert [read_manifest_role(m) for m in c.sync] == ["gradient"]
+    data = _subset(c, 256)
+    single = Trainer(c, log=lambda *a: None, batch=32)
+    single.fit(data, epochs=1, progress=False)
+    par = ParallelTrainer(c, workers=3, backend="local", log=lambda *a: None, batch=32)
+    par.fit(data, epochs=1, progress=False)
+    a, b = par.carried_values(), single.carried_values()
+    for k in b:
+        assert _rel(a[k], b[k]) <= 1e-5, (k, _rel(a[k], b[k]))
+    assert abs(par.history[0]["loss"] - single.history[0]["loss"]) <= 1e-5
+
+
+def read_manifest_role(m):
+    from dslc_runtime.manifest import read_manifest
+    return read_manifest(m).role
+
+
 def test_batch_norm_stages_and_manifests():
     """Two batch-norm layers: mean then variance each, plus the counts -> depths 1..4;
     every sync graph's manifest names what the workers exchange."""
