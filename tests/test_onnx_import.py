@@ -120,21 +120,13 @@ def test_round_trip_of_a_dslc_inference_graph(tmp_path):
 
 
 SPECS = sorted(Path(__file__).parents[1].glob("specs/*.dl"))
-# what the importer cannot read back yet (found when the branches met; open in issue 16):
-NOT_YET = {
-    "charlm": "Scan bodies that read hoisted outer-scope values (the scan passes hoist them)",
-    "seqclass": "Scan bodies that read hoisted outer-scope values (the scan passes hoist them)",
-    "recursive": "GatherElements inside a Scan body has no converter",
-    "gmm": "Trilu has no converter",
-    "dlgm": "RandomNormalLike (sampling in the inference graph) has no converter",
-    "charlm_transformer": "Range over a symbolic length divided by an int",
-}
 
 
-@pytest.mark.parametrize("spec", [pytest.param(p, marks=pytest.mark.xfail(reason=NOT_YET[p.stem], strict=True))
-                                  if p.stem in NOT_YET else p for p in SPECS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_every_spec_inference_graph_imports_back(spec, tmp_path):
-    """Each model's inference graph (scans included, as ONNX Scan) imported back computes the same."""
+    """Each model's inference graph (scans included, as ONNX Scan) imported back computes the same.
+    Draws in an inference graph (dlgm's sample) are ONNX Runtime's, seeded by the op's `seed`
+    attribute; the import keeps the seed, so they compare equal too."""
     prog = dslc.load(spec)
     rng = np.random.default_rng(0)
     for name in prog.models:
@@ -168,6 +160,66 @@ def test_reexport_equals_original_and_imports_again(tmp_path):
     np.testing.assert_allclose(out["logits"], ref["out_logits"], atol=1e-5)
 
 
+def _save(nodes, inputs, outputs, path, inits=(), opset=17):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+    return m
+
+
+def test_scan_body_reads_outer_scope_values(tmp_path):
+    """h_t = tanh(x_t (W/2) + h_{t-1} U + b): W/2 is computed outside the body and U is an outer
+    initializer, both read by name (not Scan inputs); b is the body's own initializer."""
+    from onnx import TensorProto as TP, numpy_helper as nh
+    rng = np.random.default_rng(1)
+    W, U, b = (rng.normal(size=s).astype(np.float32) for s in ((3, 2), (2, 2), (2,)))
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["x_t", "W2"], ["xw"]), helper.make_node("MatMul", ["h", "U"], ["hu"]),
+         helper.make_node("Add", ["xw", "hu"], ["z"]), helper.make_node("Add", ["z", "b"], ["zb"]),
+         helper.make_node("Tanh", ["zb"], ["h_new"]), helper.make_node("Identity", ["h_new"], ["y"])],
+        "body", [helper.make_tensor_value_info("h", TP.FLOAT, ["B", 2]),
+                 helper.make_tensor_value_info("x_t", TP.FLOAT, ["B", 3])],
+        [helper.make_tensor_value_info("h_new", TP.FLOAT, ["B", 2]),
+         helper.make_tensor_value_info("y", TP.FLOAT, ["B", 2])], initializer=[nh.from_array(b, "b")])
+    nodes = [helper.make_node("Constant", [], ["half"], value=nh.from_array(np.float32(0.5))),
+             helper.make_node("Mul", ["W", "half"], ["W2"]),
+             helper.make_node("Scan", ["h0", "xs"], ["hT", "ys"], body=body, num_scan_inputs=1)]
+    m = _save(nodes, [helper.make_tensor_value_info("h0", TP.FLOAT, ["B", 2]),
+                      helper.make_tensor_value_info("xs", TP.FLOAT, ["T", "B", 3])],
+              [helper.make_tensor_value_info("hT", TP.FLOAT, ["B", 2]),
+               helper.make_tensor_value_info("ys", TP.FLOAT, ["T", "B", 2])],
+              tmp_path / "scan.onnx", [nh.from_array(W, "W"), nh.from_array(U, "U")])
+    back = import_onnx(tmp_path / "scan.onnx")
+    assert set(back.params) == {"net.W", "net.U"}
+    feeds = {"h0": rng.normal(size=(4, 2)).astype(np.float32), "xs": rng.normal(size=(5, 4, 3)).astype(np.float32)}
+    a, b_ = _ort(m, feeds), _ort(dslc.compile(back).inference, feeds)
+    for k in a:
+        np.testing.assert_allclose(b_[k], a[k], atol=1e-5, rtol=0, err_msg=k)
+
+
+def test_range_over_symbolic_lengths(tmp_path):
+    """Range(start, limit, delta) with T = x.shape[0] symbolic: n = max(ceil((limit - start) / delta), 0)."""
+    from onnx import TensorProto as TP, numpy_helper as nh
+    c = {"zero": 0, "one": 1, "two": 2, "minus1": -1}
+    nodes = [helper.make_node("Constant", [], [k], value=nh.from_array(np.asarray(v, np.int64))) for k, v in c.items()]
+    nodes += [helper.make_node("Shape", ["x"], ["sh"]), helper.make_node("Gather", ["sh", "zero"], ["t"]),
+              helper.make_node("Div", ["t", "two"], ["half"]),
+              helper.make_node("Range", ["zero", "t", "one"], ["r_t"]),             # 0..T-1
+              helper.make_node("Range", ["zero", "half", "one"], ["r_half"]),       # 0..T/2-1
+              helper.make_node("Range", ["one", "t", "two"], ["r_odd"]),            # 1, 3, .. < T
+              helper.make_node("Range", ["t", "zero", "minus1"], ["r_down"])]       # T, T-1, .., 1
+    outs = ["r_t", "r_half", "r_odd", "r_down"]
+    m = _save(nodes, [helper.make_tensor_value_info("x", TP.FLOAT, ["T", 3])],
+              [helper.make_tensor_value_info(o, TP.INT64, [f"n_{o}"]) for o in outs], tmp_path / "range.onnx")
+    again = dslc.compile(import_onnx(tmp_path / "range.onnx")).inference
+    for T in (7, 8):
+        x = np.zeros((T, 3), np.float32)
+        a, b = _ort(m, {"x": x}), _ort(again, {"x": x})
+        for k in outs:
+            np.testing.assert_array_equal(b[k], a[k], err_msg=f"{k}, T = {T}")
+
+
 def _tiny(op_type, tmp_path, opset=17, **attrs):
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
@@ -186,6 +238,23 @@ def test_unsupported_op_is_named_with_node_and_opset(tmp_path):
     msg = e.value.message
     assert "Hardmax" in msg and "the_node" in msg and "opset 19" in msg
     assert OnnxModel.load(path).unsupported() == [("Hardmax", "the_node")]
+
+
+def test_unsupported_op_inside_a_scan_body_is_named(tmp_path):
+    from onnx import TensorProto as TP
+
+    def vi(name, *shape):
+        return helper.make_tensor_value_info(name, TP.FLOAT, list(shape))
+    body = helper.make_graph([helper.make_node("Hardmax", ["x_t"], ["h_new"], name="inner_node"),
+                              helper.make_node("Identity", ["h_new"], ["y"])],
+                             "body", [vi("h", 2, 3), vi("x_t", 2, 3)], [vi("h_new", 2, 3), vi("y", 2, 3)])
+    _save([helper.make_node("Scan", ["h0", "xs"], ["hT", "ys"], name="the_scan", body=body, num_scan_inputs=1)],
+          [vi("h0", 2, 3), vi("xs", 4, 2, 3)], [vi("hT", 2, 3), vi("ys", 4, 2, 3)], tmp_path / "m.onnx")
+    with pytest.raises(SpecError) as e:
+        import_onnx(tmp_path / "m.onnx")
+    msg = e.value.message
+    assert "Hardmax" in msg and "inner_node" in msg and "the_scan" in msg and "opset 17" in msg
+    assert OnnxModel.load(tmp_path / "m.onnx").unsupported() == [("Hardmax", "inner_node")]
 
 
 def test_unsupported_attribute_is_an_error_not_a_crash(tmp_path):

@@ -6,9 +6,13 @@
 In a spec, `import "model.onnx" as net` and `logits = net(x)` use it as a layer
 (dslc/elaborate/imports.py). One converter per ONNX op, in a table:
   ops_math.py   elementwise, MatMul/Gemm, reductions, Softmax, LayerNormalization, Erf
-  ops_shape.py  Shape/Constant chains (folded), Reshape, Transpose, Slice, Gather, Concat, ...
-  ops_nn.py     Conv, pooling, BatchNormalization, Dropout
-  ops_rnn.py    LSTM, GRU, RNN as scan cells
+  ops_shape.py      Shape/Constant chains (folded), Reshape, Transpose, Slice, Gather, Concat, ...
+  ops_index.py      GatherElements, ScatterElements
+  ops_construct.py  Range (symbolic limits too), Trilu
+  ops_nn.py         Conv, pooling, BatchNormalization, Dropout
+  ops_random.py     RandomNormal(Like), RandomUniform(Like), seeds kept
+  ops_rnn.py        LSTM, GRU, RNN as scan cells
+  ops_control.py    Scan (bodies may read the outer scope)
 """
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from ..errors import Loc, SpecError
 from ..ir import dims as D
 from ..ir.node import Node, apply as P, at, const
 from ..ir.types import TensorType
-from . import ops_control, ops_math, ops_nn, ops_rnn, ops_shape  # noqa: F401  (registration)
+from . import (ops_construct, ops_control, ops_index, ops_math, ops_nn, ops_random,  # noqa: F401
+               ops_rnn, ops_shape)                                                   # (registration)
 from .context import DTYPE, Ctx, Unsupported, canon, is_static
 from .table import CONVERTERS, key, supported
 
@@ -49,6 +50,34 @@ class Port:
     dtype: str | None
     shape: tuple | None
     onnx_type: str = ""
+
+
+def _bodies(n: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The sub-graphs of node n (a Scan's body, an If's branches)."""
+    return [g for a in n.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))]
+
+
+def outer_names(graph: onnx.GraphProto) -> set[str]:
+    """The names a sub-graph (a Scan body) reads but does not define: values of the
+    enclosing scopes (ONNX lets a body see them; dslc's scan passes hoist loop
+    invariants out of the body, so its exported bodies rely on it). Nested bodies count."""
+    defined = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    used = set()
+    for n in graph.node:
+        used |= {i for i in n.input if i}
+        for g in _bodies(n):
+            used |= outer_names(g)
+        defined |= {o for o in n.output if o}
+    used |= {o.name for o in graph.output}
+    return used - defined
+
+
+def _reads(n: onnx.NodeProto) -> list[str]:
+    """Every value node n reads: its inputs and its bodies' outer-scope names."""
+    out = [i for i in n.input if i]
+    for g in _bodies(n):
+        out += sorted(outer_names(g))
+    return out
 
 
 def _port(vi: onnx.ValueInfoProto) -> Port:
@@ -108,9 +137,17 @@ class OnnxModel:
         return m
 
     def unsupported(self) -> list[tuple[str, str]]:
-        """(op, node name) of every node no converter handles."""
-        return [(key(n.op_type, n.domain), n.name) for n in self.proto.graph.node
-                if not supported(n.op_type, n.domain)]
+        """(op, node name) of every node no converter handles, Scan bodies included."""
+        out = []
+
+        def walk(graph):
+            for n in graph.node:
+                if not supported(n.op_type, n.domain):
+                    out.append((key(n.op_type, n.domain), n.name))
+                for g in _bodies(n):
+                    walk(g)
+        walk(self.proto.graph)
+        return out
 
     def param_count(self) -> int:
         return int(sum(a.size for a in self.params.values()))
@@ -130,7 +167,7 @@ class OnnxModel:
             if n is None or id(n) in need:
                 continue
             need.add(id(n))
-            stack.extend(i for i in n.input if i)
+            stack.extend(_reads(n))
         env: dict = dict(inputs)
         leaves: dict = {}
         updates: dict = {}
@@ -191,8 +228,10 @@ class _Outer:
 
     def run_subgraph(self, graph: onnx.GraphProto, bindings: dict, loc) -> list:
         """Convert a sub-graph (a Scan body) whose inputs are `bindings` (name -> value);
-        names it does not define are the enclosing graph's (outer scope). Returns its outputs."""
-        env = ChainMap(dict(bindings), self.env)
+        names it does not define are the enclosing graph's (outer scope); its own
+        initializers are static constants. Returns its outputs."""
+        local = {i.name: canon(numpy_helper.to_array(i)) for i in graph.initializer}
+        env = ChainMap({**local, **bindings}, self.env)
         inner = _Outer(self.model, env, self.leaves, self.leaf, self.updates, self.inputs, self.depth + 1)
         for n in graph.node:
             ins = [inner.value(i, n) if i else None for i in n.input]

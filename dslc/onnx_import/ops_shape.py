@@ -1,6 +1,6 @@
 """ONNX shape and data-movement ops -> IR (or folded at import when static):
 Shape, Constant(OfShape), Cast, Reshape, Flatten, Transpose, (Un)Squeeze,
-Concat, Split, Slice, Gather, Where, Expand, Pad, Range, Tile."""
+Concat, Split, Slice, Gather, Where, Expand, Pad, Tile."""
 from __future__ import annotations
 
 import numpy as np
@@ -369,11 +369,6 @@ def _tile(cx, x, reps):
         if k != 1:
             x = P("concat", *([x] * k), axis=a)
     return x
-
-
-@op("Range", fold=lambda cx, s, e, d: np.arange(s, e, d))
-def _range(cx, s, e, d):
-    raise Unsupported("Range with bounds computed at run time")
 
 
 @op("Pad")
