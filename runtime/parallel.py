@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import numpy_helper
 
 from .data import Dataset, load_dataset
@@ -171,6 +172,8 @@ class ShardWorker:
         self._order = (None, None)
         self._shard = (None, None)
         self._pending = None
+        self._flat = None             # (vector, OrtValues over its slices) of the gradient step
+        self._dtypes = {}
 
     # -- values ------------------------------------------------------------------------
     def set_carried(self, values: dict[str, np.ndarray]) -> None:
@@ -218,10 +221,22 @@ class ShardWorker:
         feeds.update({p.input: sync[p.input] for p in m.sync if below or p.depth < m.depth})
         return feeds
 
-    def _run(self, runner, m, feeds: dict, names: list[str]) -> dict:
+    def _run(self, runner, m, feeds: dict, names: list[str], into: dict | None = None) -> dict:
         reads = [n for n in m.params + ([m.step] if m.step else []) + [c.input for c in m.carried]]
-        _, out = runner.run({k: self.carried[k] for k in reads}, feeds, [], names)
+        _, out = runner.run({k: self.carried[k] for k in reads}, feeds, [], names, into)
         return out
+
+    def _flat_buffer(self, dtype) -> tuple[np.ndarray, dict]:
+        """The vector a gradient step fills, and (on the CPU) OrtValues over its slices
+        that the gradient graph writes straight into: no copies out of ORT."""
+        if self._flat is None:
+            flat = np.zeros(self._layout[-1][2], dtype)
+            views = {}
+            if self.device.kind == "cpu" and all(self._dtypes[n] == dtype for n, *_ in self._layout):
+                views = {n: ort.OrtValue.ortvalue_from_numpy(flat[a:b].reshape(shape))
+                         for n, a, b, shape in self._layout}
+            self._flat = (flat, views)
+        return self._flat
 
     def gradient_step(self, epoch: int, index: int, loss: str, sync: dict | None = None):
         """This worker's share of the batch means: (b_i / B) * (gradients, new states,
@@ -233,13 +248,25 @@ class ShardWorker:
         if hi == lo:                                  # more workers than rows: adds nothing
             self._pending = np.zeros(0)
             return {} if self.stages.points else self._pending
-        names = g.outputs + [p.grad for p in self.stages.points]
-        out = self._run(self.grad_run, g.g, self._feeds(g.g, epoch, index, loss, sync or {}), names)
-        if self._layout is None:
+        feeds = self._feeds(g.g, epoch, index, loss, sync or {})
+        sync_names = [p.grad for p in self.stages.points]
+        if self._layout is None:               # the first step: learn the vector's layout
+            out = self._run(self.grad_run, g.g, feeds, g.outputs + sync_names)
             self._layout = g.layout({k: np.shape(v) for k, v in out.items()})
-        dtype = np.result_type(np.float32, *(np.asarray(out[n]).dtype for n in g.outputs))
-        w = dtype.type((hi - lo) / b)
-        flat = np.concatenate([np.asarray(out[n], dtype).ravel() for n in g.outputs]) * w
+            self._dtypes = {n: np.asarray(out[n]).dtype for n in g.outputs}
+            dtype = np.result_type(np.float32, *self._dtypes.values())
+            flat, views = self._flat_buffer(dtype)
+            for n, a, z, _ in self._layout:
+                flat[a:z] = np.asarray(out[n], dtype).ravel()
+        else:
+            flat, views = self._flat
+            out = self._run(self.grad_run, g.g, feeds, [n for n in g.outputs if n not in views] + sync_names, views)
+            for n, a, z, _ in self._layout:
+                if n not in views:
+                    flat[a:z] = np.asarray(out[n], flat.dtype).ravel()
+        w = flat.dtype.type((hi - lo) / b)
+        if w != 1:
+            flat *= w
         if not self.stages.points:
             return flat
         self._pending = flat
@@ -292,7 +319,7 @@ class ShardWorker:
         parts = {name: total[a:b].reshape(shape) for name, a, b, shape in self._layout}
         for s_in, s_out in g.states.items():
             self.carried[s_in] = to_device(parts[s_out].astype(_dtype_of(self.carried[s_in])), self.device)
-        feeds = {g.apply_grads[p]: parts[g.grads[p]].astype(_dtype_of(self.carried[p])) for p in g.grads}
+        feeds = {g.apply_grads[p]: parts[g.grads[p]].astype(_dtype_of(self.carried[p]), copy=False) for p in g.grads}
         feeds.update(_hyper(g.a, self.settings, loss))
         new, _ = self.apply_run.run({c.input: self.carried[c.input] for c in g.a.carried}, feeds,
                                     [c.output for c in g.a.carried], [])
@@ -405,6 +432,7 @@ class ParallelTrainer(Trainer):
         self.stages = SyncStages(sync)
         self._start_ray()
         self.workers: list = []
+        self._source = None
         self._data = None
         self._synced = False      # do the workers hold self.carried?
 
@@ -472,8 +500,9 @@ class ParallelTrainer(Trainer):
         """As Trainer.fit, each step spread over the workers (each reads its own
         shard of the data). A lost worker restarts all of them from the values
         at the start of the epoch (those of the last checkpoint), and the epoch is redone."""
-        self._spawn(data, valid)
-        self._source = (data, valid)
+        if not self.workers or self._source is None or any(a is not b for a, b in zip(self._source, (data, valid))):
+            self._spawn(data, valid)          # the same data again: keep the workers (and their sessions)
+            self._source = (data, valid)
         return super().fit(data, epochs, valid, out_dir, resume, progress)
 
     def _snapshot(self) -> dict:

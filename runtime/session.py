@@ -107,7 +107,9 @@ class BoundRunner:
         self.session, self.device = session, device
         self.binding = session.io_binding()
 
-    def run(self, device_inputs: dict, host_inputs: dict, device_outputs: list, host_outputs: list):
+    def run(self, device_inputs: dict, host_inputs: dict, device_outputs: list, host_outputs: list,
+            into: dict | None = None):
+        """into: name -> OrtValue that output `name` is written into (a preallocated buffer)."""
         b = self.binding
         keep = []   # host arrays must outlive the run: the binding may point at their memory
         b.clear_binding_inputs()
@@ -122,8 +124,10 @@ class BoundRunner:
             b.bind_output(name, self.device.kind, self.device.index)
         for name in host_outputs:
             b.bind_output(name, "cpu")
+        for name, value in (into or {}).items():
+            b.bind_ortvalue_output(name, value)
         self.session.run_with_iobinding(b)
-        values = b.get_outputs()
+        values = b.get_outputs()[:len(device_outputs) + len(host_outputs)]
         names = list(device_outputs) + list(host_outputs)
         on_device = {n: v for n, v in zip(names[:len(device_outputs)], values)}
         on_host = {n: v.numpy() for n, v in zip(names[len(device_outputs):], values[len(device_outputs):])}
