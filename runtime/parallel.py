@@ -6,7 +6,7 @@ every global batch. One step:
 
     worker i:  g_i, s_i, v_i = gradient(shard_i)         # rows [o_i, o_i + b_i) of the batch
                x_i = (b_i / B) * concat(g_i, s_i, v_i)    # the shard's share of the batch mean
-    reduce:    x = sum_i x_i                              # a tree over the object store
+    reduce:    x = sum_i x_i          # recursive doubling (or a tree) over the object store
     worker i:  params, slots, step = apply(params, g, slots, step)   # same inputs -> same result
 
 so the mean over the global batch of B examples is what one process with
@@ -82,6 +82,22 @@ def tree_sum(parts: list, add) -> object:
             nxt.append(level[-1])
         level = nxt
     return level[0][1]
+
+
+def butterfly_sum(parts: list, add) -> list:
+    """Every worker's copy of the sum, by recursive doubling (n a power of two):
+    at level l worker i adds the value of worker i XOR 2^l to its own, so after
+    log2 n levels each holds the total and nothing is broadcast. Each level's
+    pair sums are the same two operands in either order (a + b == b + a in IEEE
+    arithmetic), so every worker ends with the same bits."""
+    n = len(parts)
+    assert n & (n - 1) == 0, "butterfly_sum needs a power-of-two number of workers"
+    level, bit = [v for _, v in parts], 1
+    while bit < n:
+        # the lower of each pair is the first operand on both sides: bit-identical sums
+        level = [add(parts[i][0], level[min(i, i ^ bit)], level[max(i, i ^ bit)]) for i in range(n)]
+        bit *= 2
+    return level
 
 
 class StepGraphs:
@@ -565,8 +581,12 @@ class ParallelTrainer(Trainer):
             parts = self._sync_stages(epoch, index, loss)
         else:
             parts = [(w, w.gradient_step.remote(epoch, index, loss)) for w in self.workers]
-        total = tree_sum(parts, lambda w, a, b: w.add.remote(a, b))
-        done = [w.apply_step.remote(total, loss) for w in self.workers]
+        n = len(parts)
+        if n & (n - 1) == 0:       # a power of two: each worker sums its own copy
+            totals = butterfly_sum(parts, lambda w, a, b: w.add.remote(a, b))
+        else:                      # else a tree to one worker, which the rest read
+            totals = [tree_sum(parts, lambda w, a, b: w.add.remote(a, b))] * n
+        done = [w.apply_step.remote(total, loss) for w, total in zip(self.workers, totals)]
         values = self._get(done)[0]
         for name in self.manifest.losses:
             if not math.isfinite(values.get(name, 0.0)):

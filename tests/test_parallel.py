@@ -94,6 +94,23 @@ def test_tree_sum_adds_everything_once():
         assert len(calls) == n - 1
 
 
+def test_butterfly_gives_every_worker_the_same_sum():
+    from dslc_runtime.parallel import butterfly_sum
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 4, 8):
+        vals = [rng.normal(size=1000).astype(np.float32) for _ in range(n)]
+        calls = []
+
+        def add(w, a, b):
+            calls.append(w)
+            return a + b
+        out = butterfly_sum(list(enumerate(vals)), add)
+        assert len(out) == n and len(calls) == n * (n.bit_length() - 1)
+        for o in out:
+            np.testing.assert_array_equal(o, out[0])           # the same bits on every worker
+        np.testing.assert_allclose(out[0], np.sum(vals, axis=0), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("spec", ["digits", "dropout", "bn_dropout"])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_workers_equal_one_process(spec, workers):
