@@ -10,11 +10,11 @@ every global batch. One step:
     worker i:  params, slots, step = apply(params, g, slots, step)   # same inputs -> same result
 
 so the mean over the global batch of B examples is what one process with
-batch B computes (up to float reassociation). The reduction is a binary tree
-of actor-to-actor additions: the driver passes object references only, the
-arrays move between workers through Ray's object store, and a step costs
-ceil(log2 N) rounds of one gradient-sized transfer plus one broadcast of
-the sum. New states (running statistics) and the losses and metrics ride in
+batch B computes (up to float reassociation). The reduction is actor to
+actor: the driver passes object references only, the arrays move between
+workers through Ray's object store. For a power-of-two N it is recursive
+doubling (log2 N rounds of one gradient-sized transfer, every worker ends
+with the sum); otherwise a binary tree plus one broadcast. New states (running statistics) and the losses and metrics ride in
 the same vector, so they are averaged the same way.
 
 Random draws follow the global row index (the gradient graph's `row_offset`
