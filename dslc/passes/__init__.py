@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from .convs import conv_patches
 from .cse import cse
 from .fold import fold
 from .hoist import hoist_scans
@@ -11,10 +12,11 @@ from .scans import merge_scans, prune_scans
 from .simplify import simplify
 from .specialize import specialize
 from .unroll import unroll, unroll_short
-from .windows import windows
+from .windows import merge_maps, windows
 
 # merge_scans first: it reads the residual links between bodies that a rebuild drops
-PIPELINE = (unroll_short, merge_scans, prune_scans, hoist_scans, simplify, fold, windows, cse)
+PIPELINE = (unroll_short, merge_scans, prune_scans, hoist_scans, simplify, fold, windows, merge_maps, cse,
+            conv_patches)
 # on the forward graph before differentiation, so BPTT differentiates the hoisted loop
 FORWARD = (unroll_short, hoist_scans)
 _AFTER_EACH: list = []      # checks run on the roots after every pass (tests lint here)
@@ -44,5 +46,5 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "fold", "hoist_scans", "merge_scans", "prune_scans", "simplify", "specialize", "unroll",
-           "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD", "check_after_each_pass"]
+__all__ = ["conv_patches", "cse", "fold", "hoist_scans", "merge_maps", "merge_scans", "prune_scans", "simplify",
+           "specialize", "unroll", "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD", "check_after_each_pass"]
