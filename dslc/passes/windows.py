@@ -7,20 +7,12 @@ Concat does it with no zeros written and no adds:
     pad(a, [s, n - e)) + pad(b, [e, n - e'))  ->  pad(concat(a, b), [s, n - e'))   (adjacent along one axis)
     concat(concat(a, b), c)  ->  concat(a, b, c)                                  (same axis)
     pad(x, 0)  ->  x
-
-and (merge_maps) one unary map over adjacent windows of one tensor runs once:
-
-    f(x[a:b]), f(x[b:c])  ->  y[0:b-a], y[b-a:c-a]  with y = f(x[a:c])        (an LSTM's σ gates)
 """
 from __future__ import annotations
 
-from ..ir.graph import Graph, subgraphs
 from ..ir.node import Node, apply as P
-from ..ops.shape import slice_axis
 from .rewrite import rebuild
 from .scans import find_ops
-
-MAPS = ("sigmoid", "tanh", "exp", "relu", "neg", "abs", "sqrt", "log")
 
 
 def _window(n: Node):
@@ -85,67 +77,4 @@ def windows(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
                 if r is not None:
                     return r
         return None
-    return rebuild(roots, fn)
-
-
-def _map_of_window(n: Node):
-    """(key, start, end) when n = f(x[start:end]) along one axis, f a unary map."""
-    if n.op not in MAPS or n.inputs[0].op != "slice":
-        return None
-    sl = n.inputs[0]
-    (spec,) = sl.attrs["spec"] if len(sl.attrs["spec"]) == 1 else (None,)
-    if spec is None or spec[3] != 1 or not all(isinstance(v, int) for v in spec[1:3]):
-        return None
-    axis, start, end, _ = spec
-    return (n.op, tuple(sorted(n.attrs.items())), sl.inputs[0].id, axis), start, end
-
-
-def _runs(roots: dict[str, Node]) -> dict[int, tuple]:
-    """node id -> (axis, run start, run end, own start, own end) for maps over runs of
-    >= 2 adjacent windows, in the graph and every body inside it."""
-    found: dict[tuple, list] = {}
-    stack, seen = [roots], set()
-    while stack:
-        for n in Graph(stack.pop()).order():
-            for sub in subgraphs(n):
-                if id(sub) not in seen:
-                    seen.add(id(sub))
-                    stack.append(sub.graph().roots)
-            w = _map_of_window(n)
-            if w is not None:
-                found.setdefault(w[0], []).append((w[1], w[2], n.id))
-    out = {}
-    for key, wins in found.items():
-        wins = sorted(set(wins))
-        run = [wins[0]]
-        for w in wins[1:] + [None]:
-            if w is not None and w[0] == run[-1][1]:
-                run.append(w)
-                continue
-            if len(run) > 1:
-                for a, b, i in run:
-                    out[i] = (key[3], run[0][0], run[-1][1], a, b)
-            if w is not None:
-                run = [w]
-    return out
-
-
-def merge_maps(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
-    if not find_ops(roots, ("slice", "scan")):
-        return roots, False
-    runs = _runs(roots)
-    if not runs:
-        return roots, False
-    made: dict = {}
-
-    def fn(n, ins):
-        r = runs.get(n.id)
-        if r is None:
-            return None
-        axis, rs, re, a, b = r
-        x = ins[0].inputs[0]
-        k = (x.id, n.op, axis, rs, re)
-        if k not in made:
-            made[k] = P(n.op, slice_axis(x, axis, rs, re), loc=n.loc, **n.attrs)
-        return slice_axis(made[k], axis, a - rs, b - rs)
     return rebuild(roots, fn)
