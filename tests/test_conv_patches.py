@@ -58,3 +58,22 @@ def test_forward_conv_reads_the_weight_gradients_patches():
     ops_onnx = [n.op_type for n in c.training.graph.node]
     assert "Conv" not in ops_onnx and all(len(n.output) == 1 for n in c.training.graph.node if n.op_type == "MaxPool")
     assert "Conv" in [n.op_type for n in c.evaluation.graph.node]
+
+
+def test_large_patches_keep_the_swapped_conv():
+    """Patches of more than PATCHES_MAX entries per example are not materialized: the weight
+    gradient stays a conv with batch and channels swapped."""
+    from dslc.autodiff import grad
+    from dslc.ir import Sym, TensorType, apply as P
+    from dslc.ops.leaves import input_
+    from dslc.ops.nn import PATCHES_MAX
+    B = Sym.var("B")
+    conv = dict(strides=(1, 1), pads=((1, 1), (1, 1)), dilations=(1, 1))
+    for c, hw, patches in ((4, 8, True), (64, 32, False)):
+        assert (9 * c * hw * hw <= PATCHES_MAX) == patches
+        x = input_("x", TensorType("f32", (B, c, hw, hw)))
+        w = input_("w", TensorType("f32", (8, c, 3, 3)))
+        y = P("conv", x, w, **conv)
+        (dw,) = grad(P("sum", y * y, axes=(0, 1, 2, 3), keepdims=False), [w])
+        ops = [n.op for n in Graph({"dw": dw}).order()]
+        assert ("im2col" in ops) == patches and ops.count("conv") == (1 if patches else 2)   # forward (+ swapped)

@@ -79,17 +79,32 @@ def _dilate(g, axis, s):
     return slice_axis(u, axis, 0, D.add(D.mul(D.sub(n, 1), s), 1))
 
 
+PATCHES_MAX = 1 << 17      # im2col entries per example (K C O) up to which the weight gradient uses patches
+
+
+def _patches_fit(g, w_shape) -> bool:
+    """The patches are materialized (and kept from the forward to the backward): only
+    where they are small, K C O <= PATCHES_MAX entries per example, of known size."""
+    size = int(np.prod(w_shape[1:]))
+    for d in g.shape[2:]:
+        if not isinstance(d, int):
+            return False
+        size *= d
+    return size <= PATCHES_MAX
+
+
 def _conv_dw(x, g, w_shape, strides, pads, dilations):
     """dw[o, c, t] = sum_n sum_j g[n, o, j] xpad[n, c, j s + t d]: one small matmul
     per example against x's patches, summed over the batch,
         dw[o, (t, c)] = sum_n g[n, o, :] @ im2col(x)[n, (t, c), :]^T,
     (the conv's forward reuses the same patches, passes/convs.py); where the
-    patches have no known adjoint (symbolic strided sizes), a conv with batch and
-    channels swapped, stride d, dilation s, cropped to the kernel size."""
+    patches would be large or have no known adjoint (symbolic sizes), a conv with
+    batch and channels swapped, stride d, dilation s, cropped to the kernel size."""
     nsp = len(w_shape) - 2
     sp = tuple(range(2, 2 + nsp))
     kernel = tuple(w_shape[2:])
-    if _transpose_pad(x.shape, g.shape, w_shape, strides, pads, dilations) is not None:
+    fits = _patches_fit(g, w_shape) and _transpose_pad(x.shape, g.shape, w_shape, strides, pads, dilations) is not None
+    if fits:
         cols = P("im2col", x, kernel=kernel, strides=tuple(strides), pads=tuple(pads), dilations=tuple(dilations))
         n, o = g.shape[0], g.shape[1]
         g3 = P("reshape", g, shape=(n, o, cols.shape[2]))
