@@ -1,9 +1,11 @@
 """Optimizers as IR (DESIGN.md principle 7), in torch.optim's standard form.
 
 Each optimizer is a table row: its arguments with defaults, the slots it
-keeps per param, and a step function that, given a param θ, its gradient g,
-its slots, the learning rate η and the step count t (1 at the first step),
-builds the new θ and new slots as IR.
+keeps per param, and a step function that, given a gradient g, its slots,
+the learning rate η and the step count t (1 at the first step), builds the
+step Δ and the new slots as IR; the param moves θ ← θ − Δ. The rules are
+elementwise, so the compiler runs one over all params at once: g, the slots
+and Δ are then flat vectors (one per group of params, step.py).
 """
 from __future__ import annotations
 
@@ -20,37 +22,37 @@ def sqrt(x):
     return P("sqrt", x)
 
 
-def sgd(th, g, s, lr, t, momentum, nesterov):
-    # b ← μ b + g ;  g ← g + μ b (Nesterov) or b ;  θ ← θ − η g
+def sgd(g, s, lr, t, momentum, nesterov):
+    # b ← μ b + g ;  g ← g + μ b (Nesterov) or b ;  Δ = η g
     if momentum == 0:
-        return th - lr * g, {}
+        return lr * g, {}
     b = momentum * s["momentum"] + g
     step = g + momentum * b if nesterov else b
-    return th - lr * step, {"momentum": b}
+    return lr * step, {"momentum": b}
 
 
-def adagrad(th, g, s, lr, t, eps):
-    # r ← r + g² ;  θ ← θ − η g / (√r + ε)
+def adagrad(g, s, lr, t, eps):
+    # r ← r + g² ;  Δ = η g / (√r + ε)
     r = s["sum_sq"] + g * g
-    return th - lr * g / (sqrt(r) + eps), {"sum_sq": r}
+    return lr * g / (sqrt(r) + eps), {"sum_sq": r}
 
 
-def rmsprop(th, g, s, lr, t, rho, eps):
-    # v ← ρ v + (1 − ρ) g² ;  θ ← θ − η g / (√v + ε)
+def rmsprop(g, s, lr, t, rho, eps):
+    # v ← ρ v + (1 − ρ) g² ;  Δ = η g / (√v + ε)
     v = rho * s["sq_avg"] + (1.0 - rho) * g * g
-    return th - lr * g / (sqrt(v) + eps), {"sq_avg": v}
+    return lr * g / (sqrt(v) + eps), {"sq_avg": v}
 
 
-def adam(th, g, s, lr, t, beta1, beta2, eps):
+def adam(g, s, lr, t, beta1, beta2, eps):
     # m ← β1 m + (1 − β1) g ;  v ← β2 v + (1 − β2) g²
-    # m̂ = m / (1 − β1^t) ;  v̂ = v / (1 − β2^t) ;  θ ← θ − η m̂ / (√v̂ + ε)
+    # m̂ = m / (1 − β1^t) ;  v̂ = v / (1 − β2^t) ;  Δ = η m̂ / (√v̂ + ε)
     # with the bias corrections and η folded into per-step scalars (shared by all params):
-    #   θ ← θ − a_t m / (√v + ε_t),  a_t = η √(1 − β2^t) / (1 − β1^t),  ε_t = ε √(1 − β2^t)
+    #   Δ = a_t m / (√v + ε_t),  a_t = η √(1 − β2^t) / (1 − β1^t),  ε_t = ε √(1 − β2^t)
     m = beta1 * s["m"] + (1.0 - beta1) * g
     v = beta2 * s["v"] + (1.0 - beta2) * (g * g)
     c2 = sqrt(1.0 - beta2 ** t)
     a_t = lr * c2 / (1.0 - beta1 ** t)
-    return th - (a_t * m) / (sqrt(v) + eps * c2), {"m": m, "v": v}
+    return (a_t * m) / (sqrt(v) + eps * c2), {"m": m, "v": v}
 
 
 @dataclass

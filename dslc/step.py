@@ -121,12 +121,13 @@ class Carried:
     leaf: Node
     init: str                           # the manifest's description of the initial value
     value: np.ndarray                   # the initial value (the input's initializer)
-    param: str | None = None            # the param of a slot or average
+    param: str | None = None            # the param of an average
     loss: str | None = None             # the loss a loss_step counts
+    params: tuple | None = None         # the params a flat slot packs, in order
 
     def entry(self) -> M.Carried:
         return M.Carried(self.name, f"{self.name}.next", self.kind, NP_NAME[self.leaf.dtype],
-                         tuple(self.leaf.shape), self.init, self.param, self.loss)
+                         tuple(self.leaf.shape), self.init, self.param, self.loss, self.params)
 
 
 def init_text(n: Node) -> str:
@@ -134,15 +135,75 @@ def init_text(n: Node) -> str:
     return kind + (f"({', '.join(map(str, args))})" if args else "")
 
 
+@dataclass
+class Group:
+    """Params updated together: one dtype, one lr factor, the same losses updating
+    them. Small params are packed: the gradients are flattened and concatenated in
+    `paths` order, the rule runs once on the flat vector, each slot is one carried
+    vector `name.<slot>` in the same layout, and the step Δ is cut back into one
+    piece per param (θ ← θ − Δ[piece]). A large param is a group of its own, with
+    its slots `<path>.<slot>` in its own shape."""
+    name: str
+    dtype: str
+    scale: float                        # lr_scale factor
+    losses: tuple                       # the losses that update these params
+    paths: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def packed(self) -> bool:
+        return len(self.paths) > 1
+
+
+PACK_MAX = 1 << 18      # elements: small params share flat vectors up to this size; larger ones keep their own
+
+
+def groups(pl: Plan) -> list[Group]:
+    """The trained params grouped by (dtype, lr factor, updating losses), in forward
+    order, each group cut into packs of at most PACK_MAX elements. Packing saves
+    kernels on small params; a param of PACK_MAX or more stays alone, where a
+    concatenation would cost a copy and the update would no longer fit in cache."""
+    open_: dict[tuple, Group] = {}
+    out: list[Group] = []
+    for path in pl.trained:
+        p = pl.used[path]
+        n = int(np.prod(p.shape, dtype=np.int64))
+        key = (p.dtype, lr_scale(pl.setup, path), tuple(ln for ln in pl.order if path in pl.targets[ln]))
+        grp = open_.get(key) if n < PACK_MAX else None
+        if grp is None or grp.size + n > PACK_MAX:
+            grp = Group("", *key)
+            out.append(grp)
+            if n < PACK_MAX:
+                open_[key] = grp
+        grp.paths.append(path)
+        grp.sizes.append(n)
+    stem = "opt"
+    while any(p == stem or p.startswith(stem + ".") for p in pl.used):   # never a param's own name
+        stem += "_"
+    packs = 0
+    for grp in out:
+        if grp.packed:
+            grp.name = stem + (f".{packs}" if packs else "")
+            packs += 1
+        else:
+            grp.name = grp.paths[0]
+    return out
+
+
 def carried(pl: Plan, values: dict[str, np.ndarray]) -> dict[str, Carried]:
     """Every carried tensor of the fused step, in manifest order: params, slots,
     states, averages, the step counter and the per-loss step counters."""
     out = {p: Carried(p, "param", n, init_text(n), values[p]) for p, n in pl.used.items()}
-    for path, p in pl.used.items():
+    for grp in groups(pl):
+        ty = TensorType(grp.dtype, (grp.size,)) if grp.packed else pl.used[grp.paths[0]].type
         for s in pl.rule.slots(pl.args):
-            nm = f"{path}.{s}"
-            out[nm] = Carried(nm, "slot", state_leaf(nm, p.type, ("zeros",)), "zeros",
-                              np.zeros(p.shape, dtype=NP_NAME[p.dtype]), param=path)
+            nm = f"{grp.name}.{s}"
+            out[nm] = Carried(nm, "slot", state_leaf(nm, ty, ("zeros",)), "zeros",
+                              np.zeros(ty.shape, dtype=NP_NAME[grp.dtype]), params=tuple(grp.paths))
     out.update({p: Carried(p, "state", s, init_text(s), values[p]) for p, s in pl.states.items()})
     if pl.setup.average is not None:
         for path, p in pl.used.items():
@@ -209,15 +270,17 @@ def loss_gradients(pl: Plan, lname: str) -> list[Node]:
 def update(pl: Plan, car: dict[str, Carried], grads_of: Callable[[str], list[Node]]) -> dict[str, Node]:
     """New values of params, slots and loss steps: for each loss in turn, its
     gradients (`grads_of(loss)`, one per target) transformed and handed to the
-    optimizer rule; with several losses only the selected loss's update is kept."""
+    optimizer rule, one run per group of params; with several losses only the
+    selected loss's update is kept."""
     new: dict[str, Node] = {}
     for k, lname in enumerate(pl.order):
         paths = pl.targets[lname]
-        gs = transform(pl.setup, [pl.used[p] for p in paths], grads_of(lname))
+        gs = dict(zip(paths, transform(pl.setup, [pl.used[p] for p in paths], grads_of(lname))))
         on = None if pl.select is None else P("eq", pl.select, const(k, "i64"))
         t = _loss_t(car, lname, on, new, pl.t)
-        for path, g in zip(paths, gs):
-            _optimizer_step(pl, car, path, g, t, on, new)
+        for grp in groups(pl):
+            if lname in grp.losses:
+                _group_step(pl, car, grp, gs, t, on, new)
     return new
 
 
@@ -231,15 +294,30 @@ def _loss_t(car: dict[str, Carried], lname: str, on, new: dict, t: Node) -> Node
     return P("cast", ti, dtype="f32")
 
 
-def _optimizer_step(pl: Plan, car: dict, path: str, g: Node, t: Node, on, new: dict) -> None:
-    p = pl.used[path]
-    lr = _as(pl.lr_t * lr_scale(pl.setup, path), p.dtype)
+def _group_step(pl: Plan, car: dict, grp: Group, gs: dict[str, Node], t: Node, on, new: dict) -> None:
+    lr = _as(pl.lr_t * grp.scale, grp.dtype)
+    t = _as(t, grp.dtype)
+    names = pl.rule.slots(pl.args)
+    if not names or not grp.packed:      # Δ per param (without slots nothing is kept flat)
+        for path in grp.paths:
+            p = pl.used[path]
+            start = {s: car[f"{path}.{s}"].leaf for s in names}
+            d, slots = pl.rule.step(gs[path], start, lr, t, **pl.args)
+            _keep(new, path, p - d, on, p)
+            for s, v in slots.items():
+                _keep(new, f"{path}.{s}", v, on, start[s])
+        return
     # the update starts from this run's inputs (one loss is applied per run)
-    start = {s: car[f"{path}.{s}"].leaf for s in pl.rule.slots(pl.args)}
-    th, slots = pl.rule.step(p, g, start, lr, _as(t, p.dtype), **pl.args)
-    _keep(new, path, th, on, p)
+    start = {s: car[f"{grp.name}.{s}"].leaf for s in names}
+    flat = P("concat", *[P("reshape", gs[path], shape=(n,)) for path, n in zip(grp.paths, grp.sizes)], axis=0)
+    d, slots = pl.rule.step(flat, start, lr, t, **pl.args)
+    at_ = 0
+    for path, n in zip(grp.paths, grp.sizes):
+        p = pl.used[path]
+        _keep(new, path, p - P("reshape", P("slice", d, spec=((0, at_, at_ + n, 1),)), shape=p.shape), on, p)
+        at_ += n
     for s, v in slots.items():
-        _keep(new, f"{path}.{s}", v, on, start[s])
+        _keep(new, f"{grp.name}.{s}", v, on, start[s])
 
 
 def _keep(new: dict, name: str, value: Node, on, start: Node) -> None:

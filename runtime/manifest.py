@@ -27,7 +27,8 @@ DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
           "bool": np.bool_}
 ROLES = ("training", "evaluation", "gradient", "apply", "forward_stage", "backward_stage")
 COMBINES = ("sum", "max", "min")
-# param: trained; state: running statistics; slot: optimizer state of `param`;
+# param: trained; state: running statistics; slot: optimizer state of `params`
+# (one flat vector: each param's state flattened, concatenated in that order);
 # average: Polyak average of `param`; step: the step counter (t = step + 1);
 # loss_step: how many updates loss `loss` has made (its own t, for bias correction)
 KINDS = ("param", "state", "slot", "average", "step", "loss_step")
@@ -61,7 +62,8 @@ class DataInput:
 @dataclass(frozen=True)
 class Carried:
     """A tensor fed back each step: `output` of one run is `input` of the next.
-    `param` names the param a slot or average belongs to; `loss` the loss a
+    `param` names the param an average belongs to; `params` the params a slot
+    packs (flattened and concatenated in that order); `loss` the loss a
     loss_step counts."""
     input: str
     output: str
@@ -71,6 +73,7 @@ class Carried:
     init: Any = None
     param: str | None = None
     loss: str | None = None
+    params: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,16 @@ def _parse_carried(c, w: str) -> Carried:
         raise ManifestError(f"manifest: carried `{name}` has kind {kind!r}; expected one of {', '.join(KINDS)}")
     return Carried(name, _need(c, "output", w, str), kind, _dtype(_need(c, "dtype", w, str), f"carried `{name}`"),
                    _shape(_need(c, "shape", w, list), f"carried `{name}`"), c.get("init"),
-                   _opt(c, "param", w, str), _opt(c, "loss", w, str))
+                   _opt(c, "param", w, str), _opt(c, "loss", w, str), _param_list(c, w))
+
+
+def _param_list(c: dict, w: str) -> tuple | None:
+    val = _opt(c, "params", w, list)
+    if val is None:
+        return None
+    for i, v in enumerate(val):
+        _typed(v, f"{w}.params[{i}]", str)
+    return tuple(val)
 
 
 def _parse_hyper(h, w: str) -> Hyper:
@@ -358,8 +370,13 @@ def _check_consistency(m: Manifest) -> None:
         raise ManifestError(f"manifest: input names used twice: {', '.join(sorted(dup))}")
     inputs = {c.input for c in m.carried} | set(m.params)
     for c in m.carried:
-        if c.kind in ("slot", "average") and c.param not in inputs:
-            raise ManifestError(f"manifest: {c.kind} `{c.input}` belongs to param {c.param!r}, which is not carried")
+        if c.kind == "average" and c.param not in inputs:
+            raise ManifestError(f"manifest: average `{c.input}` belongs to param {c.param!r}, which is not carried")
+        if c.kind == "slot":
+            owners = c.params if c.params is not None else (c.param,)
+            for p in owners:
+                if p not in inputs:
+                    raise ManifestError(f"manifest: slot `{c.input}` belongs to param {p!r}, which is not carried")
         if c.kind == "loss_step" and c.loss not in m.losses + m.steps:
             raise ManifestError(f"manifest: loss_step `{c.input}` counts loss {c.loss!r}, which is not a loss")
     if m.row_offset is not None and m.row_offset not in {h.name for h in m.hyper}:

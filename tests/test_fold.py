@@ -134,3 +134,21 @@ def test_broadcast_single_values_stay_single_golden():
     assert "unsqueeze" not in text and text.count("expand") == 0, text
     feeds = {"oh": np.random.default_rng(0).random((3, 10)).astype(np.float32), "n": np.float32(3.0)}
     np.testing.assert_array_equal(evaluate(r, feeds)["h"], evaluate({"h": h}, feeds)["h"])
+
+
+def test_bias_moves_inside_a_reshape_that_keeps_its_axis():
+    """reshape(a @ W) + b -> reshape(a @ W + b) (the hoisted LSTM projection: ORT fuses the
+    bias into the GEMM); a bias of higher rank stays outside."""
+    from dslc.ir import Sym
+    from dslc.passes.simplify import simplify
+    B = Sym.var("B")
+    shapes = {"a": (B, 4), "w": (4, 6), "b": (6,), "c": (1, 1, 1)}
+    a, w, b, c = (input_(k, TensorType("f32", s)) for k, s in shapes.items())
+    y = P("reshape", a @ w, shape=(B, 1, 6))
+    r, changed = simplify({"y": y + b, "z": y + c})
+    assert changed and r["y"].op == "reshape" and r["y"].inputs[0].op == "add" and r["z"].op == "add"
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.random([2 if d == B else d for d in s]).astype(np.float32) for k, s in shapes.items()}
+    want, got = evaluate({"y": y + b, "z": y + c}, feeds), evaluate(r, feeds)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])

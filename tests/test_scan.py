@@ -517,3 +517,32 @@ def test_compiler_unrolls_short_known_loops_only():
         a, b = evaluate(roots, feeds, dtype_override="f64"), evaluate(opt, feeds, dtype_override="f64")
         for k in roots:
             np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_lstm_backward_step_is_six_ops():
+    """The LSTM's backward step (bench/specs/lstm.dl, loss on hs[-1]): the loss seeds the
+    backward loop's carry (passes.last_steps: hs[-1] is the final carry, so no zero-padded
+    dL/dh_t sequence and no add for it), and the four gate pullbacks [i' dc, f' dc, o' dh,
+    g' dc] are one concat times one hoisted factor sequence (hoist's concat rule)."""
+    from pathlib import Path
+    import dslc
+    c = dslc.compile(dslc.load(str(Path(__file__).resolve().parent.parent / "bench/specs/lstm.dl")), "lstm")
+    roots = c.graphs["training"]
+    back = [nd.attrs["body"] for nd in Graph(roots).order() if nd.op == "scan" and nd.attrs["reverse"]][0]
+    assert [nd.op for nd in back.order() if nd.op != "input"] == ["mul", "add", "mul", "concat", "mul", "matmul"]
+    assert "pad" not in {nd.op for nd in Graph(roots).order()}
+
+
+def test_last_step_of_carried_ys_is_the_final_carry():
+    from dslc.passes.scans import last_steps
+    n, m, t = 3, 4, 5
+    xs, h0, c0 = input_("xs", ty(t, B, n)), input_("h0", ty(B, m)), input_("c0", ty(B, m))
+    hs, cs = lstm(xs, h0, c0, n, m)
+    last = slice_axis(hs, 0, t - 1, t)
+    first = slice_axis(hs, 0, 0, 1)                       # not the last step: stays a slice
+    out, changed = last_steps({"l": last, "f": first})
+    Graph(out).lint()
+    assert changed and out["l"].op == "unsqueeze" and out["l"].inputs[0].attrs["index"] == 0
+    assert out["f"].op == "slice"
+    feeds = random_feeds(params_of({"l": last}), {"B": 2}, np.random.default_rng(21))
+    np.testing.assert_array_equal(evaluate(out, feeds)["l"], evaluate({"l": last}, feeds)["l"])

@@ -121,8 +121,11 @@ class OnnxBuilder:
         """A 1-D int64 tensor holding `shape`; symbolic dims read at run time."""
         if all(isinstance(d, int) for d in shape):
             return self.ints(shape)
-        parts = [self.ints([d]) if isinstance(d, int) else self.dim(d) for d in shape]
-        return self.Concat(*parts, axis=0) if len(parts) > 1 else parts[0]
+        key = ("dims", tuple(shape))
+        if key not in self._cache:
+            parts = [self.ints([d]) if isinstance(d, int) else self.dim(d) for d in shape]
+            self._cache[key] = self.Concat(*parts, axis=0) if len(parts) > 1 else parts[0]
+        return self._cache[key]
 
     def dim(self, d) -> str:
         """A [1] int64 tensor holding the value of dim `d` (an int or Sym)."""

@@ -43,8 +43,9 @@ primitive("sign", "elementwise", same_as_input,
           vjp=lambda g, out, x: (None,),                                # flat almost everywhere
           onnx=lambda b, x: b.Sign(x), np=np.sign)
 primitive("relu", "elementwise", float_same,
-          # d relu x = 1[x>0] dx: a multiply by the cast mask (ORT's Where is slower)
-          vjp=lambda g, out, x: (g * P("cast", P("gt", x, const(0.0, x.dtype)), dtype=x.dtype),),
+          # d relu x = 1[x>0] dx = 1[relu x > 0] dx: a multiply by the cast mask (ORT's Where is
+          # slower); read off the output, so x is not kept and ORT can fuse the op before relu with it
+          vjp=lambda g, out, x: (g * P("cast", P("gt", out, const(0.0, x.dtype)), dtype=x.dtype),),
           onnx=lambda b, x: b.Relu(x), np=lambda x: np.maximum(x, 0).astype(x.dtype))
 primitive("sigmoid", "elementwise", float_same,
           vjp=lambda g, out, x: (g * out * (1.0 - out),),               # s' = s (1 - s)

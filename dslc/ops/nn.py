@@ -7,8 +7,8 @@ import numpy as np
 
 from ..ir import dims as D
 from ..ir.dims import show
-from ..ir.node import ShapeError, apply as P
-from ..ir.types import TensorType
+from ..ir.node import ShapeError, apply as P, const
+from ..ir.types import NUMPY, TensorType
 from ..ir.registry import broadcast_shapes, primitive
 from .shape import slice_axis, sum_to
 
@@ -79,10 +79,38 @@ def _dilate(g, axis, s):
     return slice_axis(u, axis, 0, D.add(D.mul(D.sub(n, 1), s), 1))
 
 
+PATCHES_MAX = 1 << 17      # im2col entries per example (K C O) up to which the weight gradient uses patches
+
+
+def _patches_fit(g, w_shape) -> bool:
+    """The patches are materialized (and kept from the forward to the backward): only
+    where they are small, K C O <= PATCHES_MAX entries per example, of known size."""
+    size = int(np.prod(w_shape[1:]))
+    for d in g.shape[2:]:
+        if not isinstance(d, int):
+            return False
+        size *= d
+    return size <= PATCHES_MAX
+
+
 def _conv_dw(x, g, w_shape, strides, pads, dilations):
-    """dw[o, c, t] = sum_n sum_j g[n, o, j] xpad[n, c, j s + t d]: a conv with batch and
-    channels swapped, stride d, dilation s; cropped to the kernel size."""
-    sp = tuple(range(2, len(w_shape)))
+    """dw[o, c, t] = sum_n sum_j g[n, o, j] xpad[n, c, j s + t d]: one small matmul
+    per example against x's patches, summed over the batch,
+        dw[o, (t, c)] = sum_n g[n, o, :] @ im2col(x)[n, (t, c), :]^T,
+    (the conv's forward reuses the same patches, passes/convs.py); where the
+    patches would be large or have no known adjoint (symbolic sizes), a conv with
+    batch and channels swapped, stride d, dilation s, cropped to the kernel size."""
+    nsp = len(w_shape) - 2
+    sp = tuple(range(2, 2 + nsp))
+    kernel = tuple(w_shape[2:])
+    fits = _patches_fit(g, w_shape) and _transpose_pad(x.shape, g.shape, w_shape, strides, pads, dilations) is not None
+    if fits:
+        cols = P("im2col", x, kernel=kernel, strides=tuple(strides), pads=tuple(pads), dilations=tuple(dilations))
+        n, o = g.shape[0], g.shape[1]
+        g3 = P("reshape", g, shape=(n, o, cols.shape[2]))
+        dw = P("sum", g3 @ swap_last(cols), axes=(0,), keepdims=False)             # [O, (t, c)]
+        dw = P("reshape", dw, shape=(o,) + kernel + (x.shape[1],))
+        return P("transpose", dw, perm=(0, nsp + 1) + tuple(range(1, nsp + 1)))
     swap = (1, 0) + sp
     dwt = P("conv", P("transpose", x, perm=swap), P("transpose", g, perm=swap),
             strides=tuple(dilations), pads=tuple(pads), dilations=tuple(strides))
@@ -194,3 +222,76 @@ def _conv_t_np(g, w, strides, pads, dilations, out_pad):
 
 
 primitive("conv_transpose", "nn", _conv_t_shape, vjp=_conv_t_vjp, onnx=_conv_t_onnx, np=_conv_t_np)
+
+
+# -- im2col: the patches a conv reads; x [N, C, *S] -> [N, K C, O] ----------------------
+# cols[n, (t, c), p] = xpad[n, c, p s + t d], taps t of the kernel in row-major order,
+# then channels; p runs over the output positions (K = prod(kernel), O = prod(out)).
+# conv(x, w)[n, o, p] = sum_(t, c) w[o, c, t] cols[n, (t, c), p]: a matmul.
+def _im2col_shape(types, kernel, strides, pads, dilations):
+    (x,) = types
+    out = _conv_shape([x, TensorType(x.dtype, (1, x.shape[1]) + tuple(kernel))], strides, pads, dilations)
+    taps = int(np.prod(kernel))
+    size = 1
+    for d in out.shape[2:]:
+        size = D.mul(size, d)
+    return TensorType(x.dtype, (x.shape[0], D.mul(taps, x.shape[1]), size))
+
+
+def _one_hot_kernel(c, kernel, dtype):
+    """E[(t, c), c', t'] = [c = c'][t = t']: conv_transpose with E puts each patch back."""
+    taps = int(np.prod(kernel))
+    e = np.zeros((taps, c, c) + tuple(kernel), dtype=NUMPY[dtype])
+    for t, tap in enumerate(np.ndindex(*kernel)):
+        for ch in range(c):
+            e[(t, ch, ch) + tap] = 1
+    return const(e.reshape((taps * c, c) + tuple(kernel)), dtype)
+
+
+def _im2col_vjp(g, out, x, kernel, strides, pads, dilations):
+    # the adjoint adds every patch entry back where it was read: conv_transpose with the one-hot E
+    n, c = x.shape[0], x.shape[1]
+    w_shape = (out.shape[1], c) + tuple(kernel)
+    spatial = _conv_shape([x, TensorType(x.dtype, w_shape)], strides, pads, dilations).shape[2:]
+    g4 = P("reshape", g, shape=(n, out.shape[1]) + tuple(spatial))
+    out_pad = _transpose_pad(x.shape, g4.shape, w_shape, strides, pads, dilations)
+    if out_pad is None:
+        raise ShapeError("the gradient of im2col needs known spatial sizes")
+    if not isinstance(c, int):
+        raise ShapeError("the gradient of im2col needs a known channel count")
+    return (P("conv_transpose", g4, _one_hot_kernel(c, kernel, x.dtype), strides=strides, pads=pads,
+              dilations=dilations, out_pad=out_pad),)
+
+
+def _im2col_onnx(b, x, kernel, strides, pads, dilations):
+    """Pad, then one axis at a time from the last: k strided slices along it,
+    concatenated on the channel axis ([.., C, ..] -> [.., (t, C), ..]); each
+    stage moves contiguous runs, and taps come out in row-major order."""
+    nsp = len(kernel)
+    out = _conv_shape([x.type, TensorType(x.dtype, (1, x.shape[1]) + tuple(kernel))], strides, pads, dilations)
+    t = x
+    if any(p != (0, 0) for p in pads):
+        t = b.Pad(x, b.dims([0, 0] + [p[0] for p in pads] + [0, 0] + [p[1] for p in pads]))
+    for ax in reversed(range(nsp)):
+        k, s, d, o = kernel[ax], strides[ax], dilations[ax], out.shape[2 + ax]
+        parts = [b.Slice(t, b.dims([i * d]), b.dims([D.add(i * d, D.add(D.mul(D.sub(o, 1), s), 1))]),
+                         b.ints([2 + ax]), b.ints([s])) for i in range(k)]
+        t = b.Concat(*parts, axis=1) if k > 1 else parts[0]
+    return b.Reshape(t, b.dims(b.node.shape))
+
+
+def _im2col_np(x, kernel, strides, pads, dilations):
+    nsp = len(kernel)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in pads])
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilations)]
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=tuple(range(2, 2 + nsp)))
+    idx = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) \
+        + tuple(slice(None, None, d) for d in dilations)
+    win = win[idx]                                                   # [N, C, *O, *K]
+    perm = (0,) + tuple(range(2 + nsp, 2 + 2 * nsp)) + (1,) + tuple(range(2, 2 + nsp))
+    win = np.transpose(win, perm)                                    # [N, *K, C, *O]
+    n = x.shape[0]
+    return np.ascontiguousarray(win).reshape(n, -1, int(np.prod(win.shape[2 + nsp:], dtype=np.int64))).astype(x.dtype)
+
+
+primitive("im2col", "nn", _im2col_shape, vjp=_im2col_vjp, onnx=_im2col_onnx, np=_im2col_np)

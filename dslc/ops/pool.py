@@ -1,5 +1,6 @@
-"""Max pooling over NCL / NCHW windows as ONNX `MaxPool`, and its gradient
-through MaxPool's indices (no broadcast compare of every window).
+"""Max pooling over NCL / NCHW windows as ONNX `MaxPool`, and its gradient:
+for disjoint windows (kernel = strides) by comparing each window tap with the
+max, for overlapping ones through MaxPool's indices.
 
 Three primitives close under differentiation (ties: the first maximum of a
 window wins, as in ONNX and PyTorch):
@@ -87,18 +88,73 @@ def _pick_np(x, h, kernel, strides):
 
 # -- ONNX: MaxPool, with its Indices output for the gradient ---------------------
 def _maxpool(b, x, kernel, strides, indices=False):
-    """The forward value is a plain MaxPool (ORT runs it blocked, NCHWc); the
-    gradient's scatter and gather share one MaxPool with its Indices output
-    per (input, window) (ORT's indices kernel is slower, so only they pay for it)."""
-    if not indices:
-        return b.op("MaxPool", x, kernel_shape=list(kernel), strides=list(strides))
-    key = ("MaxPool+indices", x, tuple(kernel), tuple(strides))
+    """The forward value is a plain MaxPool (ORT runs it blocked, NCHWc), shared with
+    the gradient of disjoint windows; overlapping windows' scatter and gather share
+    one MaxPool with its Indices output per (input, window) (ORT's indices kernel is
+    several times slower, so only they pay for it)."""
+    key = ("MaxPool+indices" if indices else "MaxPool", x, tuple(kernel), tuple(strides))
     if key not in b._cache:
-        b._cache[key] = b.op("MaxPool", x, _outputs=2, kernel_shape=list(kernel), strides=list(strides))
+        b._cache[key] = b.op("MaxPool", x, _outputs=2 if indices else 1, kernel_shape=list(kernel),
+                             strides=list(strides))
     return b._cache[key]
 
 
+def _split_tap(b, x, shape, ax, k):
+    """x of shape `shape` (already pooled before spatial axis ax) -> the k window taps
+    along that axis: [.., O k, ..] -> k of [.., O, ..]; a Split moves contiguous runs."""
+    o = shape[2 + ax] // k
+    split = tuple(shape[:2 + ax]) + (o, k) + tuple(shape[3 + ax:])
+    parts = b.op("Split", b.Reshape(x, b.dims(split)), _outputs=k, axis=3 + ax, num_outputs=k)
+    parts = [parts] if k == 1 else parts
+    return [b.Reshape(t, b.dims(tuple(shape[:2 + ax]) + (o,) + tuple(shape[3 + ax:]))) for t in parts], \
+        tuple(shape[:2 + ax]) + (o,) + tuple(shape[3 + ax:])
+
+
+def _grad_disjoint(b, x, g, kernel):
+    """S_x g for windows that tile x (kernel = strides): tap t of each window gets g
+    where it equals the window's max and no earlier tap did (the first maximum):
+    r ← g;  d_t = r · [tap_t = max];  r ← r − d_t;  the last tap gets what is left.
+    Then the pieces interleave back into x's layout (and the cropped edge is 0)."""
+    y = _maxpool(b, x, kernel, kernel)
+    pooled = tuple(g.shape)
+    whole = tuple(x.shape[:2]) + tuple(o * k for o, k in zip(pooled[2:], kernel))
+    xc = x
+    if whole != tuple(x.shape):        # floor: rows / columns past the last window
+        nsp = len(kernel)
+        xc = b.Slice(x, b.ints([0] * nsp), b.ints(whole[2:]), b.ints(range(2, 2 + nsp)))
+    taps, shape = [xc], whole
+    for ax, k in enumerate(kernel):
+        nxt = []
+        for t in taps:
+            parts, new_shape = _split_tap(b, t, shape, ax, k)
+            nxt.extend(parts)
+        taps, shape = nxt, new_shape
+    one = b.onnx_dtype(g.dtype)
+    rest, ds = g, []
+    for t in taps[:-1]:
+        d = b.Mul(rest, b.Cast(b.Equal(t, y), to=one))
+        rest = b.Sub(rest, d)
+        ds.append(d)
+    ds.append(rest)
+    # interleave: innermost window axis first, [.., O, k] -> [.., O k]
+    for ax in reversed(range(len(kernel))):
+        k = kernel[ax]
+        shape = tuple(shape[:2 + ax]) + (shape[2 + ax] * k,) + tuple(shape[3 + ax:])
+        merged = []
+        for i in range(0, len(ds), k):
+            group = [b.Unsqueeze(d, b.ints([3 + ax])) for d in ds[i:i + k]]
+            merged.append(b.Reshape(b.Concat(*group, axis=3 + ax) if k > 1 else group[0], b.dims(shape)))
+        ds = merged
+    (dx,) = ds
+    if whole != tuple(x.shape):
+        pads = [0] * len(x.shape) + [0, 0] + [n - w for n, w in zip(x.shape[2:], whole[2:])]
+        dx = b.Pad(dx, b.ints(pads))
+    return dx
+
+
 def _grad_onnx(b, x, g, kernel, strides):
+    if tuple(kernel) == tuple(strides) and all(isinstance(d, int) for d in x.shape[2:]):
+        return _grad_disjoint(b, x, g, kernel)
     _, idx = _maxpool(b, x, kernel, strides, indices=True)
     if tuple(kernel) == tuple(strides):          # disjoint windows: each index once
         return b.MaxUnpool(g, idx, b.Shape(x), kernel_shape=list(kernel), strides=list(strides))

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import contextlib
 
+from .convs import conv_patches
 from .cse import cse
 from .fold import fold
 from .hoist import hoist_scans
-from .scans import merge_scans, prune_scans
+from .scans import last_steps, merge_scans, prune_scans
 from .simplify import simplify
 from .specialize import specialize
 from .unroll import unroll, unroll_short
 from .windows import windows
 
 # merge_scans first: it reads the residual links between bodies that a rebuild drops
-PIPELINE = (unroll_short, merge_scans, prune_scans, hoist_scans, simplify, fold, windows, cse)
+PIPELINE = (unroll_short, merge_scans, prune_scans, last_steps, hoist_scans, simplify, fold, windows, cse,
+            conv_patches)
 # on the forward graph before differentiation, so BPTT differentiates the hoisted loop
-FORWARD = (unroll_short, hoist_scans)
+FORWARD = (unroll_short, last_steps, hoist_scans)
 _AFTER_EACH: list = []      # checks run on the roots after every pass (tests lint here)
 
 
@@ -44,5 +46,6 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["cse", "fold", "hoist_scans", "merge_scans", "prune_scans", "simplify", "specialize", "unroll",
-           "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD", "check_after_each_pass"]
+__all__ = ["conv_patches", "cse", "fold", "hoist_scans", "last_steps", "merge_scans", "prune_scans",
+           "simplify", "specialize", "unroll", "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD",
+           "check_after_each_pass"]

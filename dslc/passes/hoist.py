@@ -6,16 +6,20 @@ depends on a carry. Then, per loop:
 
   split:     concat([a, h], axis=-1) @ W  ->  a @ W[:na] + h @ W[na:]   (a of class K or X, h of C)
              (u ∘ v) ∘ b  ->  (u ∘ b) ∘ v   for ∘ in {+, ×}              (u, b of K or X; v of C)
+             concat(u1 × v1, .., uk × vk) -> concat(u1, .., uk) × concat(v1, .., vk)
+                                                  (ui of K or X, vi of C, all of one shape)
   hoist K:   computed once before the loop, read as a captured value (Wᵀ, W[na:], ...);
   hoist X:   computed for all t at once on the stacked sequences, scanned over as a new
              sequence: elementwise ops on [T, ...] (broadcasting unchanged), and
-             x_t W as one GEMM:  reshape(reshape(X, [T·B, n]) W, [T, B, k]).
+             x_t W as one GEMM:  reshape(reshape(X, [T·B, n]) W, [T, B, k]); concats on [T, ...].
              A stacked output y_t of class X is that stacked value itself.
 
 So the LSTM's input projection x_t W_x + b is one [T·B, n] x [n, 4m] GEMM before the
 loop, and its gradient one GEMM after the backward loop (the matmul rule).
 """
 from __future__ import annotations
+
+import itertools
 
 from ..ir import dims as D
 from ..ir.graph import Graph
@@ -68,8 +72,31 @@ def _split_rules(body: Body) -> Body:
                 return out
         if n.op in ("add", "mul"):
             return _reassociate(n, ins, cls)
+        if n.op == "concat":
+            return _factor_concat(n, ins, cls)
         return None
     return body.rebuild(lambda r: rebuild(r, fn)[0])
+
+
+def _factor_concat(n: Node, ins, cls: "_Classes"):
+    """concat(u1 × v1, .., uk × vk) -> concat(u) × concat(v): the per-step factors u join one
+    hoisted sequence, and the step does one concat and one multiply instead of k multiplies
+    (the pullback of an LSTM's gates: [i' dc, f' dc, o' dh, g' dc])."""
+    if len(ins) < 2:
+        return None
+    us, vs = [], []
+    for m in ins:
+        if m.op != "mul":
+            return None
+        a, b = m.inputs
+        if cls.of(a) == C and cls.of(b) < C:
+            a, b = b, a
+        if not (cls.of(a) < C <= cls.of(b) and a.type == m.type and b.type == m.type):
+            return None
+        us.append(a)
+        vs.append(b)
+    axis = n.attrs["axis"]
+    return P("mul", P("concat", *us, axis=axis, loc=n.loc), P("concat", *vs, axis=axis, loc=n.loc), loc=n.loc)
 
 
 def _reassociate(n: Node, ins, cls: "_Classes"):
@@ -100,6 +127,8 @@ def _liftable(n: Node, cls: _Classes, ok: dict) -> bool:
         elif n.op == "matmul":
             a, w = n.inputs
             r = cls.of(a) == X and cls.of(w) == K and a.rank == 2 and w.rank == 2
+        elif n.op == "concat":
+            r = not kin
         r = r and all(i.op == "input" or _liftable(i, cls, ok) for i in xin)
     ok[n.id] = r
     return r
@@ -131,10 +160,11 @@ def _plan(body: Body):
     hoist_k = {i: n for i, n in hoist_k.items() if n not in body.new_carries}   # a carry stays a carry
     if not hoist_k and not hoist_x:
         return None
-    base = len(body.placeholders())
+    taken = {p.attrs["name"] for p in body.placeholders()}
+    fresh = (i for i in itertools.count(len(taken)) if f"{body.label}.h{i}" not in taken)   # names stay unique
     env = {}
-    new_k = [placeholder(body.label, "h", base + i, n.type) for i, n in enumerate(hoist_k.values())]
-    new_x = [placeholder(body.label, "h", base + len(new_k) + i, n.type) for i, n in enumerate(hoist_x.values())]
+    new_k = [placeholder(body.label, "h", next(fresh), n.type) for n in hoist_k.values()]
+    new_x = [placeholder(body.label, "h", next(fresh), n.type) for n in hoist_x.values()]
     env.update({n.id: p for n, p in zip(hoist_k.values(), new_k)})
     env.update({n.id: p for n, p in zip(hoist_x.values(), new_x)})
     memo: dict[int, Node] = {}
@@ -169,6 +199,8 @@ def _outer(body: Body, cls: _Classes, seqs, caps):
                 rows = D.mul(T, A.shape[1])
                 flat = P("reshape", A, shape=(rows, A.shape[2]), loc=m.loc) @ W
                 memo[m.id] = P("reshape", flat, shape=(T,) + m.shape, loc=m.loc)
+            elif m.op == "concat":                 # one axis further in on [T, ...]
+                memo[m.id] = P("concat", *ins, axis=m.attrs["axis"] + 1, loc=m.loc)
             else:                                  # elementwise on [T, ...]: broadcasting unchanged
                 memo[m.id] = P(m.op, *ins, loc=m.loc, **m.attrs)
         return memo[n.id]

@@ -13,9 +13,11 @@ they pick by `index` (final carries, then stacked ys).
 """
 from __future__ import annotations
 
+from ..ir import dims as D
 from ..ir.graph import Graph
 from ..ir.node import Node, apply as P
 from ..ops.scan import Body, split
+from .rewrite import rebuild
 
 
 def group_key(n: Node):
@@ -133,3 +135,33 @@ def prune_scans(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
         kept = [inits[j] for j in kc] + [seqs[i] for i in kx] + [caps[k] for k in kk]
         return P("scan", *kept, body=new, index=index[n.attrs["index"]], reverse=n.attrs["reverse"], loc=n.loc)
     return replace_scans(roots, table)
+
+
+# -- last steps ------------------------------------------------------------------------
+def _last_carry(n: Node, s: Node):
+    """The carry index j when n = s[T-1:T] along axis 0, s a forward loop's stacked y that
+    is its carry j; else None."""
+    if s.op != "scan" or s.attrs["reverse"] or n.attrs["spec"] != ((0, D.sub(s.shape[0], 1), s.shape[0], 1),):
+        return None
+    body = s.attrs["body"]
+    nc = len(body.carries)
+    if s.attrs["index"] < nc:
+        return None
+    y = body.ys[s.attrs["index"] - nc]
+    return next((j for j, c in enumerate(body.new_carries) if c is y), None)
+
+
+def last_steps(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
+    if not any(_last_carry(n, n.inputs[0]) is not None for n in find_ops(roots, ("slice",))):
+        return roots, False
+
+    def fn(n, ins):
+        if n.op != "slice" or ins[0].op != "scan":
+            return None
+        j = _last_carry(n, ins[0])
+        if j is None:
+            return None
+        s = ins[0]
+        final = P("scan", *s.inputs, body=s.attrs["body"], index=j, reverse=False, loc=s.loc)
+        return P("unsqueeze", final, axes=(0,), loc=n.loc)
+    return rebuild(roots, fn)

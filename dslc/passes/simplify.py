@@ -96,6 +96,23 @@ for _op in BROADCASTING:
          and _bshape(a.shape, b.inputs[0].shape) == b.inputs[0].shape,
          lambda n, a, b: _expand(_binary(n, a, b.inputs[0]), n)),
     ]
+def _bias_through_reshape(n: Node, r: Node, b: Node) -> bool:
+    """n = reshape(x) op b with b a bias over the last axis, which the reshape keeps."""
+    if r.op != "reshape" or r.inputs[0].rank < 1 or b.rank > 1 or b.dtype != r.dtype:
+        return False
+    d = r.shape[-1] if r.rank else None
+    return r.rank >= 1 and r.inputs[0].shape[-1] == d and b.shape in ((), (d,), (1,)) and n.shape == r.shape
+
+
+for _op in BROADCASTING:
+    # reshape(x) op b -> reshape(x op b) for a bias b over the last axis that the reshape keeps
+    # (x = a @ W: ONNX Runtime then fuses the bias into the GEMM)
+    RULES += [
+        (_op, lambda n, a, b: _bias_through_reshape(n, a, b),
+         lambda n, a, b: P("reshape", _binary(n, a.inputs[0], b), shape=n.shape, loc=n.loc)),
+        (_op, lambda n, a, b: _bias_through_reshape(n, b, a),
+         lambda n, a, b: P("reshape", _binary(n, a, b.inputs[0]), shape=n.shape, loc=n.loc)),
+    ]
 for _op in UNARY:
     # f(expand(x)) -> expand(f(x)): f is elementwise
     RULES.append((_op, lambda n, a: a.op == "expand",

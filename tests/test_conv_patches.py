@@ -1,0 +1,79 @@
+"""Convolutions in training graphs (issue 11): the weight gradient is a matmul per example
+against the input's patches (im2col), and the forward conv reads the same patches
+(passes/convs.py); the max-pool gradient compares window taps with the max. The steps
+must equal the unoptimized graphs' (ORT Conv forward) to float tolerance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import dslc
+from dslc.ir.graph import Graph
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = [("bench/specs/w2_lenet.dl", "w2"), ("specs/cnn.dl", "cnn"), ("specs/textcnn.dl", "textcnn")]
+
+
+def _steps(m: onnx.ModelProto, n: int = 3) -> list[dict]:
+    man = json.loads(next(p.value for p in m.metadata_props if p.key == "dslc.manifest"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    state = {e["input"]: inits[e["input"]] for e in man["carried"]}
+    hyper = {h["name"]: inits[h["name"]] for h in man["hyper"]}
+    outs = [e["output"] for e in man["carried"]] + man["losses"]
+    rng, got = np.random.default_rng(5), []
+    for _ in range(n):
+        feeds = {}
+        for d in man["data"]:
+            shape = [s if isinstance(s, int) else 4 for s in d["shape"]]
+            feeds[d["name"]] = (rng.integers(0, d.get("classes") or 2, shape) if d["dtype"] == "int64"
+                                else rng.standard_normal(shape)).astype(d["dtype"])
+        res = dict(zip(outs, sess.run(outs, {**feeds, **state, **hyper})))
+        state = {e["input"]: res[e["output"]] for e in man["carried"]}
+        got.append({**{e["input"]: res[e["output"]] for e in man["carried"] if e["kind"] == "param"},
+                    **{k: res[k] for k in man["losses"]}})
+    return got
+
+
+@pytest.mark.parametrize("path,name", SPECS, ids=[n for _, n in SPECS])
+def test_conv_training_step_optimized_equals_unoptimized(path, name):
+    prog = dslc.load(str(ROOT / path))
+    a, b = (_steps(dslc.compile(prog, name, optimize=o).training) for o in (True, False))
+    for k, (x, y) in enumerate(zip(a, b)):
+        for key in x:
+            np.testing.assert_allclose(x[key], y[key], rtol=1e-4, atol=1e-5, err_msg=f"{name} step {k}: {key}")
+
+
+def test_forward_conv_reads_the_weight_gradients_patches():
+    """Training: each conv's forward is a matmul over the im2col its weight gradient
+    needs (one im2col per conv, no ONNX Conv, no MaxPool indices); evaluation keeps Conv."""
+    c = dslc.compile(dslc.load(str(ROOT / "bench/specs/w2_lenet.dl")), "w2")
+    ops = [n.op for n in Graph(c.graphs["training"]).order()]
+    assert ops.count("im2col") == 2 and "conv" not in ops
+    ops_onnx = [n.op_type for n in c.training.graph.node]
+    assert "Conv" not in ops_onnx and all(len(n.output) == 1 for n in c.training.graph.node if n.op_type == "MaxPool")
+    assert "Conv" in [n.op_type for n in c.evaluation.graph.node]
+
+
+def test_large_patches_keep_the_swapped_conv():
+    """Patches of more than PATCHES_MAX entries per example are not materialized: the weight
+    gradient stays a conv with batch and channels swapped."""
+    from dslc.autodiff import grad
+    from dslc.ir import Sym, TensorType, apply as P
+    from dslc.ops.leaves import input_
+    from dslc.ops.nn import PATCHES_MAX
+    B = Sym.var("B")
+    conv = dict(strides=(1, 1), pads=((1, 1), (1, 1)), dilations=(1, 1))
+    for c, hw, patches in ((4, 8, True), (64, 32, False)):
+        assert (9 * c * hw * hw <= PATCHES_MAX) == patches
+        x = input_("x", TensorType("f32", (B, c, hw, hw)))
+        w = input_("w", TensorType("f32", (8, c, 3, 3)))
+        y = P("conv", x, w, **conv)
+        (dw,) = grad(P("sum", y * y, axes=(0, 1, 2, 3), keepdims=False), [w])
+        ops = [n.op for n in Graph({"dw": dw}).order()]
+        assert ("im2col" in ops) == patches and ops.count("conv") == (1 if patches else 2)   # forward (+ swapped)
