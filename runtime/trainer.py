@@ -402,6 +402,8 @@ class Trainer:
         returns its metadata."""
         values, meta, best = ckpt.load_checkpoint(folder)
         where = f"checkpoint {folder}"
+        values = packed_slots(self.manifest.carried, values)
+        best = packed_slots(self.manifest.carried, best) if best is not None else None
         for c in self.manifest.carried:
             if c.input not in values:
                 raise CheckpointError(f"{where} has no value for `{c.input}`; is it from another model?")
@@ -451,3 +453,18 @@ class Trainer:
             self.export(folder / "model.onnx")
         write_history(folder, self.history)
         plot_curves(self.history, folder / "curves.png")
+
+
+def packed_slots(carried, values: dict) -> dict:
+    """A checkpoint of graphs that kept one slot per param (`h1.W.m`, dslc before
+    slots were packed) read into packed slots (`opt.m`: the params' slots
+    flattened and concatenated in the manifest's order)."""
+    out = dict(values)
+    for c in carried:
+        if c.kind != "slot" or not c.params or c.input in values:
+            continue
+        suffix = c.input.rsplit(".", 1)[-1]
+        parts = [f"{p}.{suffix}" for p in c.params]
+        if all(k in values for k in parts):
+            out[c.input] = np.concatenate([np.asarray(values[k]).ravel() for k in parts]).astype(DTYPES[c.dtype])
+    return out

@@ -1,5 +1,6 @@
 """Checkpoints: exact resume, crash safety, outputs of a run, export."""
 import json
+import os
 
 import numpy as np
 import onnx
@@ -7,7 +8,8 @@ import onnxruntime as ort
 import pytest
 
 import dslc_runtime.checkpoint as ckpt
-from dslc_runtime import CheckpointError, RuntimeFailure, Trainer, toy
+import dslc
+from dslc_runtime import CheckpointError, RuntimeFailure, Trainer, load_dataset, toy
 
 
 def quiet(*a, **k):
@@ -135,3 +137,27 @@ def test_evaluation_uses_averages():
     logits = data["x"] @ p["W"] + p["b"]
     acc = float((logits.argmax(1) == data["y"]).mean())
     assert t.evaluate(data)["acc"] == pytest.approx(acc)
+
+
+def test_a_checkpoint_with_one_slot_per_param_loads_into_packed_slots(tmp_path):
+    """Checkpoints of graphs from before slots were packed (`h1.W.m`, one per param)
+    resume into the packed slot (`opt.m`) with the same values."""
+    c = dslc.compile(dslc.load(os.path.join(os.path.dirname(__file__), "..", "specs", "digits.dl")))
+    t = Trainer(c, progress=False, log=quiet, batch=64)
+    data = {k: v[:256] for k, v in load_dataset("digits", t.manifest.data).arrays.items()}
+    t.fit(data, epochs=1, out_dir=tmp_path / "run")
+    packed = [ci for ci in t.manifest.carried if ci.kind == "slot" and ci.params]
+    assert packed, "digits' Adam slots are packed"
+    values, meta, best = ckpt.load_checkpoint(tmp_path / "run" / "checkpoint")
+    old = {k: v for k, v in values.items() if k not in {ci.input for ci in packed}}
+    for ci in packed:                       # split the packed slot into the old per-param files
+        suffix, pos = ci.input.rsplit(".", 1)[-1], 0
+        for p in ci.params:
+            n = values[p].size
+            old[f"{p}.{suffix}"] = values[ci.input][pos:pos + n].reshape(values[p].shape)
+            pos += n
+    ckpt.save_checkpoint(tmp_path / "old", old, meta, None)
+    again = Trainer(c, progress=False, log=quiet, batch=64)
+    again.load(tmp_path / "old")
+    for k, v in t.carried_values().items():
+        np.testing.assert_array_equal(again.carried_values()[k], v, err_msg=k)
