@@ -295,7 +295,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--training", action="store_true", help="the training-step graph of the train block")
     s.add_argument("--split", action="store_true",
                    help="with --training: write the step split in two, DIR/gradient.onnx and DIR/apply.onnx "
-                        "(-o names the folder), for data-parallel training")
+                        "(-o names the folder), for data-parallel training; where the rows of a batch "
+                        "interact (batch norm) also sync_gradient.onnx and the {forward,backward}_stage_<d>.onnx "
+                        "graphs of the exact data-parallel step")
     s.add_argument("--weights", help="a checkpoint folder whose params fill the inference graph")
     s.add_argument("--opset", type=int, default=18)
     s.set_defaults(fn=cmd_compile)
