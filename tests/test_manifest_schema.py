@@ -67,3 +67,25 @@ def test_validation_names_the_field():
     with pytest.raises(ManifestError, match="early_stopping.mode"):
         parse_manifest({"version": 1, "role": "training", "losses": ["l"],
                         "train": {"early_stopping": {"patience": 2, "metric": "l", "mode": "up"}}})
+
+
+def test_sync_graph_manifests_round_trip_and_are_validated():
+    """The exact data-parallel step's graphs (batch norm): their manifests parse back
+    to what was written, name only graph inputs/outputs, and bad sync fields are refused."""
+    import os
+    from dslc_runtime.manifest import read_manifest
+    c = dslc.compile(dslc.load(os.path.join(os.path.dirname(__file__), "..", "specs", "mlp_regularized.dl")),
+                     split=True)
+    for proto in c.sync:
+        m = read_manifest(proto)                     # checked against the graph
+        obj = json.loads(next(p.value for p in proto.metadata_props if p.key == "dslc.manifest"))
+        assert json.loads(json.dumps(parse_manifest(obj).to_json())) == obj
+        assert m.sync and (m.role == "gradient") == (m.depth is None)
+    point = {"input": "sync.0", "part": "part.0", "grad": "sync_grad.0", "cot": "cot.0",
+             "dtype": "float32", "shape": [4], "depth": 1, "combine": "mean"}
+    with pytest.raises(ManifestError, match="combines by 'mean'"):
+        parse_manifest({"version": 1, "role": "forward_stage", "depth": 1, "sync": [point]})
+    with pytest.raises(ManifestError, match="needs its `depth`"):
+        parse_manifest({"version": 1, "role": "backward_stage", "sync": [dict(point, combine="sum")]})
+    with pytest.raises(ManifestError, match="unknown field"):
+        parse_manifest({"version": 1, "role": "forward_stage", "depth": 1, "sync": [dict(point, extra=1)]})
