@@ -41,3 +41,19 @@ def run_steps(training, feeds_per_step, hyper=None):
         carried = {c["input"]: vals[c["output"]] for c in man["carried"]}
         history.append({**carried, **{k: float(vals[k]) for k in man["losses"] + man["metrics"]}})
     return history
+
+
+def step_feeds(training, n, seed=0, dims=None, default_dim=4, int_high=None):
+    """n steps of random data for a training graph, shaped by its manifest: symbolic
+    dims from `dims` (else default_dim), int64 inputs below their class count (or int_high)."""
+    man = json.loads(next(p.value for p in training.metadata_props if p.key == "dslc.manifest"))
+    rng, out = np.random.default_rng(seed), []
+    for _ in range(n):
+        feeds = {}
+        for d in man["data"]:
+            shape = [s if isinstance(s, int) else (dims or {}).get(s, default_dim) for s in d["shape"]]
+            high = int_high or d.get("classes") or 2
+            feeds[d["name"]] = (rng.integers(0, high, shape) if d["dtype"] == "int64"
+                                else rng.standard_normal(shape)).astype(d["dtype"])
+        out.append(feeds)
+    return out

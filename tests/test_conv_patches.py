@@ -14,30 +14,17 @@ import pytest
 
 import dslc
 from dslc.ir.graph import Graph
+from helpers import run_steps, step_feeds
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = [("bench/specs/w2_lenet.dl", "w2"), ("specs/cnn.dl", "cnn"), ("specs/textcnn.dl", "textcnn")]
 
 
 def _steps(m: onnx.ModelProto, n: int = 3) -> list[dict]:
+    """n steps on random data: each step's params and losses."""
     man = json.loads(next(p.value for p in m.metadata_props if p.key == "dslc.manifest"))
-    inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    state = {e["input"]: inits[e["input"]] for e in man["carried"]}
-    hyper = {h["name"]: inits[h["name"]] for h in man["hyper"]}
-    outs = [e["output"] for e in man["carried"]] + man["losses"]
-    rng, got = np.random.default_rng(5), []
-    for _ in range(n):
-        feeds = {}
-        for d in man["data"]:
-            shape = [s if isinstance(s, int) else 4 for s in d["shape"]]
-            feeds[d["name"]] = (rng.integers(0, d.get("classes") or 2, shape) if d["dtype"] == "int64"
-                                else rng.standard_normal(shape)).astype(d["dtype"])
-        res = dict(zip(outs, sess.run(outs, {**feeds, **state, **hyper})))
-        state = {e["input"]: res[e["output"]] for e in man["carried"]}
-        got.append({**{e["input"]: res[e["output"]] for e in man["carried"] if e["kind"] == "param"},
-                    **{k: res[k] for k in man["losses"]}})
-    return got
+    keep = {e["input"] for e in man["carried"] if e["kind"] == "param"} | set(man["losses"])
+    return [{k: v for k, v in h.items() if k in keep} for h in run_steps(m, step_feeds(m, n, seed=5))]
 
 
 @pytest.mark.parametrize("path,name", SPECS, ids=[n for _, n in SPECS])

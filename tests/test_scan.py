@@ -6,12 +6,14 @@ agreeing with the NumPy engine; graph size independent of T; training."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
+import dslc
 from dslc.autodiff import grad
 from dslc.errors import SpecError
 from dslc.evaluate import evaluate
@@ -24,6 +26,7 @@ from dslc.ops.scan import scan
 from dslc.ops.shape import slice_axis
 from dslc.passes import optimize
 from dslc.passes.unroll import unroll
+from helpers import run_steps, step_feeds
 
 B, T = Sym.var("B"), Sym.var("T")
 F32 = "f32"
@@ -443,31 +446,11 @@ SEQ_SPECS = [("specs/charlm.dl", "charlm"), ("specs/seqclass.dl", "seqclass"),
 def test_training_step_optimized_equals_unoptimized(path, name):
     """Two training steps in ONNX Runtime: the optimized graph (hoisted, residuals, pruned,
     weight gradients after the loop) gives the unoptimized graph's losses and params."""
-    import json
-    from pathlib import Path
-    import dslc
     prog = dslc.load(str(Path(__file__).resolve().parent.parent / path))
     runs = []
     for optimized in (True, False):
         m = dslc.compile(prog, name, optimize=optimized).training
-        man = json.loads(next(p.value for p in m.metadata_props if p.key == "dslc.manifest"))
-        inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
-        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-        state = {e["input"]: inits[e["input"]] for e in man["carried"]}
-        hyper = {h["name"]: inits[h["name"]] for h in man["hyper"]}
-        outs = [e["output"] for e in man["carried"]] + man["losses"]
-        r = np.random.default_rng(19)
-        got = []
-        for _ in range(2):
-            feeds = {}
-            for d in man["data"]:
-                shape = [s if isinstance(s, int) else {"T": 6}.get(s, 3) for s in d["shape"]]
-                feeds[d["name"]] = (r.integers(0, 8, shape) if d["dtype"] == "int64"
-                                    else r.standard_normal(shape)).astype(d["dtype"])
-            res = dict(zip(outs, sess.run(outs, {**feeds, **state, **hyper})))
-            state = {e["input"]: res[e["output"]] for e in man["carried"]}
-            got.append(res)
-        runs.append(got)
+        runs.append(run_steps(m, step_feeds(m, 2, seed=19, dims={"T": 6}, default_dim=3, int_high=8)))
     for a, b in zip(*runs):
         for k in a:
             # slots m, v: the gradients. atol 1e-5: Adam's first steps divide g by |g|, so float
