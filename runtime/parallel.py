@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import sys
 import time
 
@@ -55,6 +56,20 @@ def import_ray():
     except ImportError:
         raise RuntimeFailure(INSTALL) from None
     return ray
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A clear error, at once, when nothing listens at a Ray address ("host:port" or
+    "ray://host:port"; "auto" and other forms are left to Ray)."""
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RuntimeFailure(f"no Ray cluster answers at {address} ({e.strerror or e}); start one with "
+                             f"`ray start --head --port {port}` or check --address") from None
 
 
 def shard_bounds(b: int, n: int) -> list[tuple[int, int]]:
@@ -458,6 +473,8 @@ class ParallelTrainer(Trainer):
         if ray is LocalCluster:
             return
         kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if self.address:
+            check_reachable(self.address)          # Ray itself would retry for minutes
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, **kw)

@@ -359,6 +359,19 @@ def test_cli_batch_norm_spec_on_two_workers_equals_one_process(local_ray, tmp_pa
         assert abs(a["val_loss"] - b["val_loss"]) <= 1e-2 * a["val_loss"]
 
 
+def test_an_address_where_no_cluster_listens_is_a_clear_error_at_once(capsys):
+    import socket
+    import time
+    from dslc.cli import main
+    with socket.socket() as s:                  # a free port: bound, never listened on, closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    rc = main(["train", os.path.join(SPECS, "digits.dl"), "--workers", "2", "--address", f"127.0.0.1:{port}"])
+    assert rc == 1 and time.perf_counter() - t0 < 30
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_cli_workers_validation(capsys):
     from dslc.cli import main
     spec = os.path.join(SPECS, "digits.dl")
