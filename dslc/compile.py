@@ -360,9 +360,9 @@ def _stage(pl: S.Plan, sp: Y.SyncPlan, role: str, d: int, values: dict, opt, c: 
     cots = {}
     with at(pl.setup.loc):
         if role == "forward_stage":
-            roots = Y.forward_stage(sp, pl.fwd, d)
+            roots = Y.forward_stage(sp, d)
         else:
-            roots, cots = Y.backward_stage(sp, pl.fwd, d, {p: pl.used[p] for p in pl.trained}, _masks(pl))
+            roots, cots = Y.backward_stage(sp, d, {p: pl.used[p] for p in pl.trained}, _masks(pl))
     states = [n for n in _leaves(roots)["state"]]
     plain = [pl.used[p] for p in pl.used] + [pl.step] + states
     plain += [p.leaf for p in sp.points if p.depth < d] + list(cots.values())

@@ -35,7 +35,7 @@ import numpy as np
 from .autodiff import vjp
 from .errors import SpecError
 from .ir import dims as D
-from .ir.graph import Graph, subgraphs
+from .ir.graph import Graph, subgraphs, substitute_roots
 from .ir.node import Node, apply as P, at, const
 from .ir.types import TensorType
 from .ops.leaves import input_
@@ -196,17 +196,13 @@ def _points(order: list[Node], inner: list[Node]) -> list[Point]:
 
 
 # -- building the graphs -------------------------------------------------------------
-def rewrite(roots: dict[str, Node], mapping: dict[int, Node]) -> dict[str, Node]:
-    """`roots` with the nodes whose ids are in `mapping` replaced, sharing one rebuild."""
-    memo: dict[int, Node] = {}
-    for n in Graph(roots).order():
-        memo[n.id] = mapping[n.id] if n.id in mapping else n.with_inputs(memo[i.id] for i in n.inputs)
-    return {k: memo[v.id] for k, v in roots.items()}
+def _weight(sp: SyncPlan, dtype: str) -> Node:
+    return sp.weight if dtype == "f32" else P("cast", sp.weight, dtype=dtype)
 
 
 def _share(sp: SyncPlan, r: Node) -> Node:
     """This worker's share of the terminal sum r, sum_s / w_s (so the shares add to the sum)."""
-    return r / P("cast", sp.weight, dtype=r.dtype) if r.dtype != "f32" else r / sp.weight
+    return r / _weight(sp, r.dtype)
 
 
 def substituted(sp: SyncPlan, roots: dict[str, Node], below: int | None = None) -> dict[str, Node]:
@@ -214,10 +210,10 @@ def substituted(sp: SyncPlan, roots: dict[str, Node], below: int | None = None) 
     their inputs, and the terminal sums as shares."""
     mapping = {p.node.id: p.leaf for p in sp.points if below is None or p.depth < below}
     mapping.update({r.id: _share(sp, r) for r in sp.terminal_sums})
-    return rewrite(roots, mapping)
+    return substitute_roots(roots, mapping)
 
 
-def parts(sp: SyncPlan, roots: dict[str, Node], d: int) -> dict[str, Node]:
+def forward_stage(sp: SyncPlan, d: int) -> dict[str, Node]:
     """`part.<k>` for the inner reductions of depth d: this worker's share."""
     nodes = substituted(sp, {p.name: p.node for p in sp.at_depth(d)}, below=d)
     out = {}
@@ -225,21 +221,17 @@ def parts(sp: SyncPlan, roots: dict[str, Node], d: int) -> dict[str, Node]:
         n = nodes[p.name]
         with at(p.node.loc):
             if p.node.op == "mean":        # w_s mean_s(e): the shares add to the global mean
-                n = n * (sp.weight if n.dtype == "f32" else P("cast", sp.weight, dtype=n.dtype))
+                n = n * _weight(sp, n.dtype)
             out[f"part.{p.k}"] = n
     return out
 
 
-def forward_stage(sp: SyncPlan, roots: dict[str, Node], d: int) -> dict[str, Node]:
-    return parts(sp, roots, d)
-
-
-def backward_stage(sp: SyncPlan, roots: dict[str, Node], d: int, wrt: dict[str, Node],
+def backward_stage(sp: SyncPlan, d: int, wrt: dict[str, Node],
                    masks: dict[str, Node]) -> tuple[dict[str, Node], dict[str, Node]]:
     """vjp of the depth-d parts with cotangents `cot.<k>`: (outputs, cotangent inputs).
     Outputs `grad.<path>` (masked to the selected loss's params) and `sync_grad.<j>`
     for the inner reductions of lower depth."""
-    ps = parts(sp, roots, d)
+    ps = forward_stage(sp, d)
     cots = {p.k: input_(f"cot.{p.k}", p.node.type) for p in sp.at_depth(d)}
     lower = [p for p in sp.points if p.depth < d]
     targets = list(wrt.values()) + [p.leaf for p in lower]

@@ -163,10 +163,15 @@ class Graph:
 
 def substitute(root: Node, mapping: dict[int, Node]) -> Node:
     """`root` with the nodes whose ids are in `mapping` replaced (x := mapping[x.id])."""
+    return substitute_roots({"root": root}, mapping)["root"]
+
+
+def substitute_roots(roots: dict[str, Node], mapping: dict[int, Node]) -> dict[str, Node]:
+    """Every root with the nodes whose ids are in `mapping` replaced, in one shared rebuild."""
     memo: dict[int, Node] = {}
-    for n in Graph({"root": root}).order():
+    for n in Graph(roots).order():
         memo[n.id] = mapping[n.id] if n.id in mapping else n.with_inputs(memo[i.id] for i in n.inputs)
-    return memo[root.id]
+    return {k: memo[v.id] for k, v in roots.items()}
 
 
 def _renumber_labels(text: str) -> str:
