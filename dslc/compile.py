@@ -330,7 +330,9 @@ def _sync(pl: S.Plan, values: dict, opt, c: Compiled) -> None:
         meta = {"points": points, "weight": sp.weight}
         graphs = [_sync_gradient(pl, sp, values, opt, c, meta)]
         graphs += [_stage(pl, sp, "forward_stage", d, values, opt, c, meta) for d in range(1, sp.depth + 1)]
-        graphs += [_stage(pl, sp, "backward_stage", d, values, opt, c, meta) for d in range(sp.depth, 0, -1)]
+        # no backward stage where every statistic is a max or min (no loss may depend on them)
+        graphs += [_stage(pl, sp, "backward_stage", d, values, opt, c, meta) for d in range(sp.depth, 0, -1)
+                   if any(p.combine == "sum" for p in sp.at_depth(d))]
     except SpecError as e:          # raised where the model is trained on several workers
         c.sync_error = e
         return

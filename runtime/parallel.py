@@ -587,7 +587,7 @@ class ParallelTrainer(Trainer):
         for d in range(1, st.depth + 1):
             sync.update(_combine(self._get([w.forward_stage.remote(epoch, index, loss, d, sync) for w in ws]), st.how))
         adj = _combine(self._get([w.gradient_step.remote(epoch, index, loss, sync) for w in ws]), {})
-        for d in range(st.depth, 0, -1):
+        for d in (d for d in range(st.depth, 0, -1) if d in st.backward):
             cot = {p.input: adj[p.input] for p in st.at(d)}
             more = self._get([w.backward_stage.remote(epoch, index, loss, d, sync, cot) for w in ws])
             adj = _combine([adj] + more, {})

@@ -137,6 +137,10 @@ def test_batch_statistics_outside_batch_norm_are_agreed_on(spec, model, steps):
     path = os.path.join(SPECS, spec)
     c = dslc.compile(dslc.load(path), model, split=True)
     assert c.sync
+    roles = [read_manifest_role(m) for m in c.sync]
+    # a max-error metric needs a forward stage but no backward one
+    assert roles == (["gradient", "forward_stage"] if model == "relu_net" else
+                     ["gradient", "forward_stage", "backward_stage"])
     from dslc_runtime import load_dataset
     from dslc_runtime.manifest import read_manifest
     m = read_manifest(c.training)
