@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from .autodiff import vjp, zeros_like
 from .ir import dims as D
-from .ir.graph import Graph
+from .ir.graph import Graph, substitute_roots
 from .ir.node import Node, apply as P
 from .ir.types import is_float
 from .ops.scan import SCAN, Body, new_label, placeholder, split
@@ -229,16 +229,9 @@ def _reduced_term(t: Node, per_step: set[int], seqs: list[Node], ys: list[Node])
 
 def _substitute(roots: list, env: dict[int, Node]) -> list:
     """roots with the nodes whose ids are in env replaced (None passes through)."""
-    live = [r for r in roots if r is not None]
-    memo: dict[int, Node] = {}
-    for n in Graph({str(i): r for i, r in enumerate(live)}).order():
-        if n.id in env:
-            memo[n.id] = env[n.id]
-            continue
-        ins = tuple(memo[i.id] for i in n.inputs)
-        memo[n.id] = n if all(a is b for a, b in zip(ins, n.inputs)) else Node(n.op, ins, n.attrs, n.type,
-                                                                             n.loc, n.hint)
-    return [memo[r.id] if r is not None else None for r in roots]
+    live = {str(i): r for i, r in enumerate(roots) if r is not None}
+    out = substitute_roots(live, env)
+    return [out[str(i)] if r is not None else None for i, r in enumerate(roots)]
 
 
 SCAN.vjp = scan_vjp

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 
 from ..ir import dims as D
-from ..ir.graph import Graph
+from ..ir.graph import Graph, substitute_roots
 from ..ir.node import Node, apply as P
 from ..ops.registry import get
 from ..ops.scan import Body, placeholder, split
@@ -167,16 +167,9 @@ def _plan(body: Body):
     new_x = [placeholder(body.label, "h", next(fresh), n.type) for n in hoist_x.values()]
     env.update({n.id: p for n, p in zip(hoist_k.values(), new_k)})
     env.update({n.id: p for n, p in zip(hoist_x.values(), new_x)})
-    memo: dict[int, Node] = {}
-    for n in order:
-        if n.id in env:
-            memo[n.id] = env[n.id]
-            continue
-        ins = tuple(memo[i.id] for i in n.inputs)
-        memo[n.id] = n if all(a is b for a, b in zip(ins, n.inputs)) else Node(n.op, ins, n.attrs, n.type,
-                                                                             n.loc, n.hint)
-    new = Body(body.carries, body.xs + new_x, body.consts + new_k, [memo[c.id] for c in body.new_carries],
-               [memo[y.id] for y in body.ys], body.label)
+    memo = substitute_roots({str(r.id): r for r in roots}, env)
+    new = Body(body.carries, body.xs + new_x, body.consts + new_k, [memo[str(c.id)] for c in body.new_carries],
+               [memo[str(y.id)] for y in body.ys], body.label)
     return body, new, list(hoist_k.values()), list(hoist_x.values()), cls
 
 

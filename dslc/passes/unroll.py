@@ -7,6 +7,7 @@ For short loops the unrolled graph runs faster (no per-step loop overhead, and
 the passes see across steps); the compiler picks it below a measured length."""
 from __future__ import annotations
 
+from ..ir.graph import substitute_roots
 from ..ir.node import Node, apply as P
 from ..ops.scan import Body, split
 from ..ops.shape import slice_axis
@@ -16,14 +17,9 @@ from .scans import find_ops
 
 def _substitute(body: Body, env: dict[int, Node]) -> list[Node]:
     """The body's outputs with its placeholders replaced by the nodes in env."""
-    memo = dict(env)
-    for n in body.order():
-        if n.id in memo:
-            continue
-        ins = tuple(memo[i.id] for i in n.inputs)
-        memo[n.id] = n if all(a is b for a, b in zip(ins, n.inputs)) else Node(n.op, ins, n.attrs, n.type,
-                                                                             n.loc, n.hint)
-    return [memo[r.id] for r in body.new_carries + body.ys]
+    outs = body.new_carries + body.ys
+    got = substitute_roots({str(i): r for i, r in enumerate(outs)}, env)
+    return [got[str(i)] for i in range(len(outs))]
 
 
 def unrolled(body: Body, ins, reverse) -> list[Node]:
