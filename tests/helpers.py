@@ -27,7 +27,9 @@ def quadratic_model(shape=(2, 2), scale=(1.0, 10.0)):
 def run_steps(training, feeds_per_step, hyper=None):
     """A plain ONNX Runtime loop driven only by the manifest: returns per-step carried dicts."""
     man = json.loads(next(p.value for p in training.metadata_props if p.key == "dslc.manifest"))
-    sess = ort.InferenceSession(training.SerializeToString(), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3          # errors only (not ORT's initializer-as-input warnings)
+    sess = ort.InferenceSession(training.SerializeToString(), so, providers=["CPUExecutionProvider"])
     inits = {i.name: i for i in training.graph.initializer}
     from onnx import numpy_helper
     carried = {c["input"]: numpy_helper.to_array(inits[c["input"]]) for c in man["carried"]}
