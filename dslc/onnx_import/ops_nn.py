@@ -2,10 +2,8 @@
 PyTorch's, inference mode in exported graphs), Dropout."""
 from __future__ import annotations
 
-import itertools
-
-from ..ir import dims as D
 from ..ir.node import apply as P, const
+from ..ops.pool import window_reduce
 from ..ops.random import random
 from .context import Unsupported, ir
 from .table import op
@@ -46,20 +44,6 @@ def _conv(cx, x, w, b=None):
     return y
 
 
-def _windows(x, ks, ss, how):
-    """max / mean over every window of size ks at strides ss (valid windows, no padding)."""
-    nsp = len(ks)
-    sp = tuple(range(2, 2 + nsp))
-    outs = [D.add(D.floordiv(D.sub(n, k), s), 1) for n, k, s in zip(x.shape[2:], ks, ss)]
-    taps = []
-    for offs in itertools.product(*(range(k) for k in ks)):
-        spec = tuple((ax, t, D.add(t, D.add(D.mul(D.sub(o, 1), s), 1)), s)
-                     for ax, t, o, s in zip(sp, offs, outs, ss))
-        taps.append(P("unsqueeze", P("slice", x, spec=spec), axes=(x.rank,)))
-    y = taps[0] if len(taps) == 1 else P("concat", *taps, axis=x.rank)
-    return P(how, y, axes=(x.rank,), keepdims=False)
-
-
 def _pool_attrs(cx, x):
     ks = tuple(cx.attr("kernel_shape"))
     if cx.attr("ceil_mode", 0):
@@ -81,7 +65,7 @@ def _max_pool(cx, x):
         full = ((0, 0), (0, 0)) + pads
         inside = P("pad", P("fill", value=1.0, shape=x.shape, dtype=x.dtype), pads=full)
         x = P("pad", x, pads=full) + (inside - 1.0) * 1e30
-    return _windows(x, ks, ss, "max")
+    return window_reduce(x, ks, ss, "max")
 
 
 @op("AveragePool")
@@ -90,13 +74,13 @@ def _avg_pool(cx, x):
     x = cx.node(x)
     ks, ss, pads = _pool_attrs(cx, x)
     if all(p == (0, 0) for p in pads):
-        return _windows(x, ks, ss, "mean")
+        return window_reduce(x, ks, ss, "mean")
     full = ((0, 0), (0, 0)) + pads
-    y = _windows(P("pad", x, pads=full), ks, ss, "mean")
+    y = window_reduce(P("pad", x, pads=full), ks, ss, "mean")
     if cx.attr("count_include_pad", 0):
         return y
     inside = P("pad", P("fill", value=1.0, shape=x.shape, dtype=x.dtype), pads=full)
-    return y / _windows(inside, ks, ss, "mean")       # sum / count = mean / (count / size)
+    return y / window_reduce(inside, ks, ss, "mean")       # sum / count = mean / (count / size)
 
 
 @op("GlobalAveragePool")

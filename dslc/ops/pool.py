@@ -12,6 +12,8 @@ locally constant in x, so x gets no gradient through either.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..ir import dims as D
@@ -182,3 +184,30 @@ primitive("max_pool_pick", "nn", _pick_shape,
           # linear in h with adjoint S_x
           vjp=lambda gg, out, x, h, kernel, strides: (None, P("max_pool_grad", x, gg, kernel=kernel, strides=strides)),
           onnx=_pick_onnx, np=_pick_np)
+
+
+# -- pooling by reductions: mean pooling, and max pooling where MaxPool does not serve --------
+def window_reduce(x, ks, ss, how: str):
+    """`how` ("max" | "mean") over every window of size ks at strides ss of the
+    spatial axes of x [N, C, *S] (valid windows, no padding)."""
+    nsp = len(ks)
+    sp = tuple(range(2, 2 + nsp))
+    outs = [D.add(D.floordiv(D.sub(n, k), s), 1) for n, k, s in zip(x.shape[2:], ks, ss)]   # (n - k) / s + 1
+    if tuple(ks) == tuple(ss):
+        # disjoint windows: drop the floor remainder, split each axis into
+        # (windows, size) and reduce over the size axes
+        spec = tuple((ax, 0, D.mul(o, k), 1) for ax, o, k in zip(sp, outs, ks) if D.mul(o, k) != x.shape[ax])
+        y = P("slice", x, spec=spec) if spec else x
+        split = x.shape[:2] + tuple(d for o, k in zip(outs, ks) for d in (o, k))
+        y = P("reshape", y, shape=split)
+        axes = tuple(3 + 2 * i for i in range(nsp))
+    else:
+        # overlapping (or gapped) windows: one strided slice per tap, stacked on a new last axis
+        taps = []
+        for offs in itertools.product(*(range(k) for k in ks)):
+            spec = tuple((ax, t, D.add(t, D.add(D.mul(D.sub(o, 1), s), 1)), s)
+                         for ax, t, o, s in zip(sp, offs, outs, ss))
+            taps.append(P("unsqueeze", P("slice", x, spec=spec), axes=(x.rank,)))
+        y = taps[0] if len(taps) == 1 else P("concat", *taps, axis=x.rank)
+        axes = (x.rank,)
+    return P(how, y, axes=axes, keepdims=False)

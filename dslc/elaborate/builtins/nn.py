@@ -3,8 +3,6 @@ dropout), random draws, losses and metrics, and `grad`. All are compositions
 of primitives."""
 from __future__ import annotations
 
-import itertools
-
 from ...autodiff import grad as _grad
 from ...errors import suggest
 from ...ir import dims as D
@@ -13,6 +11,7 @@ from ...ir.node import Node, ShapeError, apply as P, current_loc
 from .core import builtin, known, need_float, norm_axis, per_axis, reduce_all, tensor, unify
 from .math import logsumexp
 from ...ir.registry import broadcast_shapes
+from ...ops.pool import window_reduce
 from ...ops.random import random
 
 
@@ -82,33 +81,13 @@ def _pool(x, size, stride, fname: str, how: str):
     ss = per_axis(stride, nsp, f"{fname} stride") if stride is not None else ks
     if any(k < 1 for k in ks) or any(s < 1 for s in ss):
         raise ShapeError(f"{fname} needs positive sizes and strides, found size {list(ks)}, stride {list(ss)}")
-    outs = []
     for n, k, s in zip(x.shape[2:], ks, ss):
         o = D.add(D.floordiv(D.sub(n, k), s), 1)             # (n - k) / s + 1 windows
         if known(o) and o < 1:
             raise ShapeError(f"{fname} of size {list(ks)} does not fit in {x.type}")
-        outs.append(o)
     if how == "max":            # ONNX MaxPool; its gradient goes through MaxPool's indices
         return P("max_pool", x, kernel=tuple(ks), strides=tuple(ss))
-    sp = tuple(range(2, 2 + nsp))
-    if ks == ss:
-        # disjoint windows: drop the floor remainder, split each axis into
-        # (windows, size) and reduce over the size axes
-        spec = tuple((ax, 0, D.mul(o, k), 1) for ax, o, k in zip(sp, outs, ks) if D.mul(o, k) != x.shape[ax])
-        y = P("slice", x, spec=spec) if spec else x
-        split = x.shape[:2] + tuple(d for o, k in zip(outs, ks) for d in (o, k))
-        y = P("reshape", y, shape=split)
-        axes = tuple(3 + 2 * i for i in range(nsp))
-    else:
-        # overlapping (or gapped) windows: one strided slice per tap, stacked on a new last axis
-        taps = []
-        for offs in itertools.product(*(range(k) for k in ks)):
-            spec = tuple((ax, t, D.add(t, D.add(D.mul(D.sub(o, 1), s), 1)), s)
-                         for ax, t, o, s in zip(sp, offs, outs, ss))
-            taps.append(P("unsqueeze", P("slice", x, spec=spec), axes=(x.rank,)))
-        y = taps[0] if len(taps) == 1 else P("concat", *taps, axis=x.rank)
-        axes = (x.rank,)
-    return P(how, y, axes=axes, keepdims=False)
+    return window_reduce(x, ks, ss, how)
 
 
 @builtin("x:tensor, size:ints, stride:ints=None")
