@@ -365,7 +365,7 @@ def _stage(pl: S.Plan, sp: Y.SyncPlan, role: str, d: int, values: dict, opt, c: 
             roots = Y.forward_stage(sp, d)
         else:
             roots, cots = Y.backward_stage(sp, d, {p: pl.used[p] for p in pl.trained}, _masks(pl))
-    states = [n for n in _leaves(roots)["state"]]
+    states = list(_leaves(roots)["state"])
     plain = [pl.used[p] for p in pl.used] + [pl.step] + states
     plain += [p.leaf for p in sp.points if p.depth < d] + list(cots.values())
     defaults = {**{p: values[p] for p in pl.used}, **{n.attrs["name"]: values[n.attrs["name"]] for n in states},

@@ -280,21 +280,18 @@ class ShardWorker:
             self._pending = np.zeros(0)
             return {} if self.stages.points else self._pending
         feeds = self._feeds(g.g, epoch, index, loss, sync or {})
-        sync_names = [p.grad for p in self.stages.points]
-        if self._layout is None:               # the first step: learn the vector's layout
-            out = self._run(self.grad_run, g.g, feeds, g.outputs + sync_names)
-            self._layout = g.layout({k: np.shape(v) for k, v in out.items()})
+        first = self._flat is None               # this worker's first step with rows: fetch everything
+        views = {} if first else self._flat[1]
+        out = self._run(self.grad_run, g.g, feeds, [n for n in g.outputs if n not in views]
+                        + [p.grad for p in self.stages.points], views)
+        if first:
+            if self._layout is None:             # (or apply_step learned it, from a step without rows)
+                self._layout = g.layout({k: np.shape(v) for k, v in out.items()})
             self._dtypes = {n: np.asarray(out[n]).dtype for n in g.outputs}
-            dtype = np.result_type(np.float32, *self._dtypes.values())
-            flat, views = self._flat_buffer(dtype)
-            for n, a, z, _ in self._layout:
-                flat[a:z] = np.asarray(out[n], dtype).ravel()
-        else:
-            flat, views = self._flat
-            out = self._run(self.grad_run, g.g, feeds, [n for n in g.outputs if n not in views] + sync_names, views)
-            for n, a, z, _ in self._layout:
-                if n not in views:
-                    flat[a:z] = np.asarray(out[n], flat.dtype).ravel()
+        flat = self._flat_buffer(np.result_type(np.float32, *self._dtypes.values()))[0]
+        for n, a, z, _ in self._layout:
+            if n not in views:                   # outputs ORT did not write in place
+                flat[a:z] = np.asarray(out[n], flat.dtype).ravel()
         w = flat.dtype.type((hi - lo) / b)
         if w != 1:
             flat *= w
@@ -457,7 +454,8 @@ class ParallelTrainer(Trainer):
         err = getattr(compiled, "sync_error", None)
         if err is not None and workers > 1:
             raise RuntimeFailure(f"cannot split this model's steps across workers: {err}")
-        sync = list(getattr(compiled, "sync", None) or [])
+        # one worker computes the whole batch: the plain gradient graph is exact
+        sync = list(getattr(compiled, "sync", None) or []) if workers > 1 else []
         self._blobs = tuple(m.SerializeToString() for m in [compiled.gradient, compiled.apply, self.training] + sync)
         self.graphs = StepGraphs(sync[0] if sync else compiled.gradient, compiled.apply)
         self.stages = SyncStages(sync)
