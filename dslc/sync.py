@@ -38,6 +38,7 @@ from .ir import dims as D
 from .ir.graph import Graph, subgraphs, substitute_roots
 from .ir.node import Node, apply as P, at, const
 from .ir.types import TensorType
+from .ops.einsum import parse as parse_einsum
 from .ops.leaves import input_
 
 REDUCTIONS = {"sum": "sum", "mean": "sum", "max": "max", "min": "min"}   # op -> how shards combine
@@ -153,6 +154,8 @@ def _batch_axes(x: Node, batch: str) -> set[int]:
 def _mixes_rows(n: Node, batch: str) -> bool:
     """Does row i of n's output read other rows of its input (x[1:], cumsum along
     the batch, a batched right-hand side of a matmul, ...)?"""
+    if n.op == "einsum":
+        return _einsum_mixes(n, batch)
     if not n.inputs or not _batched(n.inputs[0], batch) and n.op != "matmul":
         return False
     x = n.inputs[0]
@@ -167,6 +170,18 @@ def _mixes_rows(n: Node, batch: str) -> bool:
         y = n.inputs[1]
         return any(a >= y.rank - 2 for a in _batch_axes(y, batch))
     return False
+
+
+def _einsum_mixes(n: Node, batch: str) -> bool:
+    """einsum keeps rows apart when every batched operand labels its batch axes with the
+    same letters and the output keeps them: `bi,ij->bj` does; `bi,ci->bc` on two batched
+    operands (rows meet rows) and `bi,bj->ij` (a sum over the rows) do not."""
+    subs, out = parse_einsum(n.attrs["eq"])
+    letters = {s[a] for s, x in zip(subs, n.inputs) for a in _batch_axes(x, batch)}
+    if not letters:
+        return False
+    per_operand = [{s[a] for a in _batch_axes(x, batch)} for s, x in zip(subs, n.inputs) if _batched(x, batch)]
+    return any(p != letters for p in per_operand) or not letters <= set(out)
 
 
 def _refuse(n: Node, batch: str) -> None:

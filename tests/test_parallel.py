@@ -214,6 +214,8 @@ def test_batch_norm_stages_and_manifests():
     ("g = transpose(X) @ X\n    loss = mean(g)", "mixes the rows of the batch"),
     ("g = X @ transpose(X)\n    loss = mean(g)", "mixes the rows of the batch"),
     ("loss = mean(cumsum(X, axis = 0))", "mixes the rows of the batch"),
+    ('g = einsum("bi,ci->bc", X, X)\n    loss = mean(g)', "mixes the rows of the batch"),
+    ('g = einsum("bi,bj->ij", X, X)\n    loss = mean(g)', "mixes the rows of the batch"),
     ("loss = max(sum(X * X, axis = 1), axis = 0)", "depends on a `max` over the batch"),
 ])
 def test_rows_mixed_in_ways_workers_cannot_split_are_an_error(body, message):
@@ -235,6 +237,24 @@ train m {{
     with pytest.raises(dslc.RuntimeFailure if hasattr(dslc, "RuntimeFailure") else Exception,
                        match="cannot split this model's steps across workers"):
         ParallelTrainer(c, workers=2, backend="local", log=lambda *a: None)
+
+
+def test_row_wise_einsum_splits():
+    """einsum that keeps each row to itself (`bi,ij->bj`, `bi,bi->b`) trains on workers."""
+    text = """
+model m {
+    input x: f32[B, 4]
+    param w: [4, 3] ~ ones
+    h = einsum("bi,ij->bj", x, w)
+    loss = mean(einsum("bi,bi->b", h, h))
+}
+train m {
+    data = "digits"
+    optimizer = sgd(lr = 0.1)
+    batch = 8
+}
+"""
+    assert dslc.compile(dslc.parse(text, "<rows>"), split=True).sync_error is None
 
 
 def _subset(c, n):
