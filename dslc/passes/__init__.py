@@ -8,6 +8,7 @@ from .convs import conv_patches
 from .cse import cse
 from .fold import fold
 from .hoist import hoist_scans
+from .pools import pool_before_relu
 from .scans import last_steps, merge_scans, prune_scans
 from .simplify import simplify
 from .specialize import specialize
@@ -15,10 +16,10 @@ from .unroll import unroll, unroll_short
 from .windows import windows
 
 # merge_scans first: it reads the residual links between bodies that a rebuild drops
-PIPELINE = (unroll_short, merge_scans, prune_scans, last_steps, hoist_scans, simplify, fold, windows, cse,
-            conv_patches)
+PIPELINE = (unroll_short, merge_scans, prune_scans, last_steps, hoist_scans, pool_before_relu, simplify, fold,
+            windows, cse, conv_patches)
 # on the forward graph before differentiation, so BPTT differentiates the hoisted loop
-FORWARD = (unroll_short, last_steps, hoist_scans)
+FORWARD = (unroll_short, last_steps, hoist_scans, pool_before_relu)
 _AFTER_EACH: list = []      # checks run on the roots after every pass (tests lint here)
 
 
@@ -47,5 +48,5 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
 
 
 __all__ = ["conv_patches", "cse", "fold", "hoist_scans", "last_steps", "merge_scans", "prune_scans",
-           "simplify", "specialize", "unroll", "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD",
+           "pool_before_relu", "simplify", "specialize", "unroll", "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD",
            "check_after_each_pass"]
