@@ -14,7 +14,11 @@ runs one block of steps (the order rotates per round); a block's ms/step is its
 wall time over its steps, and the table shows the median over rounds. Blocks
 in which other processes used more than 10% of the machine's CPU (read from
 /proc/stat against this process's own CPU time) are flagged with `*`, and the
-median is taken over the clean blocks when there are any.
+median is taken over the clean blocks when there are any. The paired column is
+the median, over rounds, of the Trainer's block time over the best torch
+system's block time in the same round (with its quartiles): adjacent blocks see
+the same machine, so this ratio moves less than the ratio of the medians when
+the machine's speed drifts (it does on shared VMs).
 
 Systems: dslc Trainer (Trainer.train_step), dslc raw (plain onnxruntime,
 IOBinding bound once, two buffer sets swapped per step), torch eager
@@ -235,6 +239,19 @@ def timed_block(system, data, steps: int, sync=None) -> tuple[float, float]:
     return 1e3 * wall / steps, other / (wall * ncpu)
 
 
+def paired_ratios(a: list, b: list) -> tuple[float, float, float]:
+    """Quartiles (q1, median, q3) of a's block / b's block, round by round: each pair ran
+    back to back, so a slow drift of the machine cancels in the ratio. Rounds where either
+    block was flagged (other processes > 10%) are left out when any clean round is left."""
+    pairs = [(x, y) for x, y in zip(a, b)]
+    clean = [x[0] / y[0] for x, y in pairs if x[1] <= 0.10 and y[1] <= 0.10]
+    r = clean or [x[0] / y[0] for x, y in pairs]
+    if len(r) == 1:
+        return r[0], r[0], r[0]
+    q1, q2, q3 = statistics.quantiles(r, n=4)
+    return q1, statistics.median(r), q3
+
+
 def compile_times(depths=(10, 25, 50, 100), width=64, repeat=3) -> dict[int, tuple[float, float]]:
     """Seconds to parse, and to compile (all three graphs), a width-64 MLP of each depth."""
     import dslc
@@ -336,20 +353,26 @@ def main(argv=None) -> int:
             med[nm] = (statistics.median(clean or [ms for ms, _ in blocks]), len(blocks) - len(clean),
                        max(o for _, o in blocks))
         best_torch = min(med["torch eager"][0], med["torch fused"][0])
-        rows.append((wl, med, best_torch, steps, systems["torch fused"].how))
+        best_nm = "torch eager" if med["torch eager"][0] <= med["torch fused"][0] else "torch fused"
+        paired = {nm: paired_ratios(times[nm], times[best_nm]) for nm in ("dslc Trainer", "dslc raw")}
+        rows.append((wl, med, best_torch, steps, systems["torch fused"].how, paired))
         if a.counts:
             cnt = node_counts(c)
             print(f"  {wl} training graph: {sum(cnt.values())} ONNX nodes: "
                   + ", ".join(f"{k} {v}" for k, v in cnt.most_common()))
     print()
-    print("| workload | dslc Trainer | dslc raw | torch eager | torch fused | Trainer / best torch | raw / best torch |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for wl, med, best, steps, how in rows:
+    print("| workload | dslc Trainer | dslc raw | torch eager | torch fused | Trainer / best torch "
+          "| paired (IQR) | raw / best torch |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for wl, med, best, steps, how, paired in rows:
         cell = lambda nm: f"{med[nm][0]:.3f}" + ("*" * (med[nm][1] > 0))   # noqa: E731
+        q = paired["dslc Trainer"]
         print(f"| {wl} | {cell('dslc Trainer')} | {cell('dslc raw')} | {cell('torch eager')} | "
-              f"{cell('torch fused')} ({how}) | {med['dslc Trainer'][0] / best:.2f} | {med['dslc raw'][0] / best:.2f} |")
+              f"{cell('torch fused')} ({how}) | {med['dslc Trainer'][0] / best:.2f} | "
+              f"{q[1]:.2f} ({q[0]:.2f}-{q[2]:.2f}) | {med['dslc raw'][0] / best:.2f} |")
     print(f"(ms/step, median of {a.rounds} interleaved blocks; * = some blocks had other processes using "
-          f">10% of the CPU; load average now {os.getloadavg()})")
+          f">10% of the CPU; paired = median over rounds of the Trainer block / the best torch system's "
+          f"block of the same round, with the quartiles; load average now {os.getloadavg()})")
     if not a.no_compile:
         print()
         print("| MLP depth (width 64) | parse s | compile s (3 graphs) |")
