@@ -97,7 +97,8 @@ class DslcRaw:
         kind = "cuda" if device.startswith("cuda") else "cpu"
         self.sess = make_session(c.training, device, threads)
         man = c.manifest
-        inits = {t.name: numpy_helper.to_array(t) for t in c.training.graph.initializer}
+        # fresh (aligned, writable) copies, as the Trainer makes: to_array's arrays view protobuf bytes
+        inits = {t.name: np.array(numpy_helper.to_array(t), copy=True) for t in c.training.graph.initializer}
         ov = lambda a: ort.OrtValue.ortvalue_from_numpy(np.asarray(a), kind, 0)   # noqa: E731
         sets = [{e["input"]: ov(inits[e["input"]]) for e in man["carried"]},
                 {e["input"]: ov(np.zeros_like(inits[e["input"]])) for e in man["carried"]}]

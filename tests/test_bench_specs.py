@@ -36,3 +36,12 @@ def test_cuda_option_says_clearly_when_there_is_no_gpu(capsys):
     assert step.main(["--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "cannot run on CUDA here" in err and "no CUDA provider" in err
+
+
+def test_paired_ratios_pair_blocks_round_by_round_and_drop_flagged_rounds():
+    # (ms/step, share of the CPU other processes used): a drift that both systems see cancels
+    a = [(2.0, 0.0), (4.0, 0.0), (3.0, 0.5), (8.0, 0.0)]
+    b = [(4.0, 0.0), (8.0, 0.0), (1.0, 0.0), (10.0, 0.0)]
+    q1, med, q3 = step.paired_ratios(a, b)
+    assert med == pytest.approx(0.5) and q1 <= med <= q3 <= 0.8      # round 3 (flagged) is left out
+    assert step.paired_ratios([(3.0, 0.5)], [(1.0, 0.5)]) == (3.0, 3.0, 3.0)   # only flagged: kept
