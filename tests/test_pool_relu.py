@@ -1,6 +1,7 @@
-"""max_pool(relu(z)) -> relu(max_pool(z)) (dslc/passes/pools.py): the rewrite fires in
-training and inference graphs, and values and gradients are exactly the same, on
-inputs full of ties and of windows whose max is <= 0."""
+"""max_pool(relu(z)) -> relu(max_pool(z)) and max(relu(z)) -> relu(max(z))
+(dslc/passes/pools.py): the rewrites fire in training and evaluation graphs, and
+values and gradients are exactly the same, on inputs full of ties and of windows
+whose max is <= 0."""
 from __future__ import annotations
 
 import textwrap
@@ -24,6 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _graph(kernel=(2, 2), strides=(2, 2)):
     z = input_("z", TensorType("f64", (2, 3, 5, 6)))
+    if kernel == "max":                                # max over the last two axes
+        p = P("max", P("relu", z), axes=(2, 3), keepdims=False)
+        c = const(np.arange(6, dtype=np.float64).reshape(2, 3) - 2.0, "f64")
+        (dz,) = grad(P("sum", p * c, axes=(0, 1), keepdims=False), [z])
+        return z, {"p": p, "dz": dz}
     c = const(np.arange(2 * 3 * 2 * 3, dtype=np.float64).reshape(2, 3, 2, 3) - 7.0, "f64") if kernel == (2, 2) \
         else None
     p = P("max_pool", P("relu", z), kernel=kernel, strides=strides)
@@ -50,7 +56,7 @@ def test_rewrite_golden():
 
 
 def test_values_and_gradients_equal_with_ties():
-    for kernel, strides in (((2, 2), (2, 2)), ((3, 3), (2, 2))):     # disjoint and overlapping windows
+    for kernel, strides in (((2, 2), (2, 2)), ((3, 3), (2, 2)), ("max", None)):   # disjoint, overlapping, max
         z, roots = _graph(kernel, strides)
         rw, changed = pool_before_relu(roots)
         assert changed
@@ -76,3 +82,10 @@ def test_lenet_relu_runs_on_the_pooled_tensor():
         relus = [n for n in order if n.op == "relu" and n.inputs[0].op == "max_pool"]
         assert len(relus) == 2
         assert not any(n.op == "max_pool" and n.inputs[0].op == "relu" for n in order)
+
+
+def test_textcnn_relu_runs_after_the_max_over_time():
+    c = dslc.compile(dslc.load(str(ROOT / "specs/textcnn.dl")))
+    order = Graph(c.graphs["training"]).order()
+    assert sum(n.op == "relu" and n.inputs[0].op == "max" for n in order) == 3
+    assert not any(n.op == "max" and n.inputs[0].op == "relu" for n in order)
