@@ -41,6 +41,8 @@ from .ir.types import TensorType
 from .ops.einsum import parse as parse_einsum
 from .ops.leaves import input_
 
+# ops on the last two axes as matrices (trilu numbers the rows: a shard's row i is not the batch's)
+MATRIX_OPS = ("solve", "trisolve", "cholesky", "det", "trilu")
 REDUCTIONS = {"sum": "sum", "mean": "sum", "max": "max", "min": "min"}   # op -> how shards combine
 # ops through which the roots stay affine in a value (the other operands batch-free)
 LINEAR = {"add", "sub", "neg", "reshape", "squeeze", "unsqueeze", "expand", "sum", "mean", "identity"}
@@ -156,6 +158,13 @@ def _mixes_rows(n: Node, batch: str) -> bool:
     the batch, a batched right-hand side of a matmul, ...)?"""
     if n.op == "einsum":
         return _einsum_mixes(n, batch)
+    if n.op in ("scatter_add", "scatter_along"):      # updates land on other rows of the output
+        return n.attrs["axis"] % n.rank in _batch_axes(n, batch) and any(_batched(i, batch) for i in n.inputs)
+    if n.op in MATRIX_OPS:                           # the batch as a matrix axis: rows meet (or are numbered)
+        if n.op in ("solve", "trisolve") and n.inputs[1].rank >= 2:   # B's columns are solved apart
+            a, b = n.inputs
+            return any(x >= a.rank - 2 for x in _batch_axes(a, batch)) or b.rank - 2 in _batch_axes(b, batch)
+        return any(a >= i.rank - 2 for i in n.inputs for a in _batch_axes(i, batch))
     if not n.inputs or not _batched(n.inputs[0], batch) and n.op != "matmul":
         return False
     x = n.inputs[0]

@@ -216,6 +216,8 @@ def test_batch_norm_stages_and_manifests():
     ("loss = mean(cumsum(X, axis = 0))", "mixes the rows of the batch"),
     ('g = einsum("bi,ci->bc", X, X)\n    loss = mean(g)', "mixes the rows of the batch"),
     ('g = einsum("bi,bj->ij", X, X)\n    loss = mean(g)', "mixes the rows of the batch"),
+    ("g = scatter_add(X, argmax(X, axis = 1), X, axis = 0)\n    loss = mean(g * g)", "mixes the rows of the batch"),
+    ("loss = mean(triu(X))", "mixes the rows of the batch"),
     ("loss = max(sum(X * X, axis = 1), axis = 0)", "depends on a `max` over the batch"),
 ])
 def test_rows_mixed_in_ways_workers_cannot_split_are_an_error(body, message):
@@ -239,22 +241,34 @@ train m {{
         ParallelTrainer(c, workers=2, backend="local", log=lambda *a: None)
 
 
-def test_row_wise_einsum_splits():
-    """einsum that keeps each row to itself (`bi,ij->bj`, `bi,bi->b`) trains on workers."""
+def test_row_wise_einsum_and_solve_split_exactly():
+    """einsum that keeps each row to itself (`bi,ij->bj`, `bi,bi->b`) and a solve with the
+    batch as the right-hand side's columns: no sync_error, and 3 workers end where one
+    process does."""
     text = """
 model m {
-    input x: f32[B, 4]
-    param w: [4, 3] ~ ones
+    input x: f32[B, 64]
+    param w: [64, 3] ~ glorot_uniform
     h = einsum("bi,ij->bj", x, w)
-    loss = mean(einsum("bi,bi->b", h, h))
+    s = solve(diag(ones([3]) * 2.0), transpose(h))      # the batch as the columns of B: solved apart
+    loss = mean(einsum("bi,bi->b", h, h)) / 100 + mean(s * s)
 }
 train m {
     data = "digits"
-    optimizer = sgd(lr = 0.1)
-    batch = 8
+    optimizer = sgd(lr = 0.01)
+    batch = 32
 }
 """
-    assert dslc.compile(dslc.parse(text, "<rows>"), split=True).sync_error is None
+    c = _compiled(text)
+    assert c.sync_error is None
+    data = {k: v for k, v in _subset(c, 256).items() if k == "x"}
+    single = Trainer(c, log=lambda *a: None, batch=32)
+    single.fit(data, epochs=1, progress=False)
+    par = ParallelTrainer(c, workers=3, backend="local", log=lambda *a: None, batch=32)
+    par.fit(data, epochs=1, progress=False)
+    a, b = par.carried_values(), single.carried_values()
+    for k in b:
+        assert _rel(a[k], b[k]) <= 1e-5, (k, _rel(a[k], b[k]))
 
 
 def _subset(c, n):
