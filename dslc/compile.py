@@ -29,7 +29,7 @@ from .init import initial_value
 from .ir import dims as D
 from .ir.graph import Graph
 from .ir.model import Model, Program, TrainSetup
-from .ir.node import Node, apply as P, at, const
+from .ir.node import Node, apply as P, at
 from .ir.types import TensorType
 from .lower.driver import dim_sources, draw_numbers, lower_graph, make_model
 from .ops.leaves import input_
@@ -382,6 +382,6 @@ def _masks(pl: S.Plan) -> dict[str, Node]:
     for path in pl.trained:
         for k, lname in enumerate(pl.order):
             if path in pl.targets[lname]:
-                on = P("eq", pl.select, const(k, "i64"))
+                on = S.selected(pl.select, k)
                 out[path] = on if path not in out else P("where", on, on, out[path])
     return out

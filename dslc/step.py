@@ -15,7 +15,6 @@ gradients only) and apply (the update from given gradients). The pieces:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -267,18 +266,24 @@ def loss_gradients(pl: Plan, lname: str) -> list[Node]:
     return grad(pl.fwd[f"loss:{lname}"], [pl.used[p] for p in pl.targets[lname]], loc=loss.loc)
 
 
+def selected(select: Node | None, k: int) -> Node | None:
+    """`loss_select == k` (the k-th loss of the order is this run's), or None with one loss."""
+    return None if select is None else P("eq", select, const(k, "i64"))
+
+
 def update(pl: Plan, car: dict[str, Carried], grads_of: Callable[[str], list[Node]]) -> dict[str, Node]:
     """New values of params, slots and loss steps: for each loss in turn, its
     gradients (`grads_of(loss)`, one per target) transformed and handed to the
     optimizer rule, one run per group of params; with several losses only the
     selected loss's update is kept."""
     new: dict[str, Node] = {}
+    grps = groups(pl)
     for k, lname in enumerate(pl.order):
         paths = pl.targets[lname]
         gs = dict(zip(paths, transform(pl.setup, [pl.used[p] for p in paths], grads_of(lname))))
-        on = None if pl.select is None else P("eq", pl.select, const(k, "i64"))
+        on = selected(pl.select, k)
         t = _loss_t(car, lname, on, new, pl.t)
-        for grp in groups(pl):
+        for grp in grps:
             if lname in grp.losses:
                 _group_step(pl, car, grp, gs, t, on, new)
     return new
@@ -372,7 +377,7 @@ def gradient_outputs(pl: Plan) -> dict[str, Node]:
     with at(pl.setup.loc):
         for k, lname in enumerate(pl.order):
             gs = dict(zip(pl.targets[lname], loss_gradients(pl, lname)))
-            on = None if pl.select is None else P("eq", pl.select, const(k, "i64"))
+            on = selected(pl.select, k)
             for path in pl.trained:
                 p = pl.used[path]
                 g = gs.get(path)

@@ -40,6 +40,7 @@ from .ir.node import Node, apply as P, at, const
 from .ir.types import TensorType
 from .ops.einsum import parse as parse_einsum
 from .ops.leaves import input_
+from .step import selected
 
 # ops on the last two axes as matrices (trilu numbers the rows: a shard's row i is not the batch's)
 MATRIX_OPS = ("solve", "trisolve", "cholesky", "det", "trilu")
@@ -83,7 +84,7 @@ class SyncPlan:
 
 # -- analysis ----------------------------------------------------------------------------
 def _batched(n: Node, b: str) -> bool:
-    return any(isinstance(d, D.Sym) and b in d.atoms() for d in n.shape)
+    return bool(_batch_axes(n, b))
 
 
 def analyse(roots: dict[str, Node], batch: str | None) -> SyncPlan:
@@ -186,11 +187,9 @@ def _einsum_mixes(n: Node, batch: str) -> bool:
     same letters and the output keeps them: `bi,ij->bj` does; `bi,ci->bc` on two batched
     operands (rows meet rows) and `bi,bj->ij` (a sum over the rows) do not."""
     subs, out = parse_einsum(n.attrs["eq"])
-    letters = {s[a] for s, x in zip(subs, n.inputs) for a in _batch_axes(x, batch)}
-    if not letters:
-        return False
-    per_operand = [{s[a] for a in _batch_axes(x, batch)} for s, x in zip(subs, n.inputs) if _batched(x, batch)]
-    return any(p != letters for p in per_operand) or not letters <= set(out)
+    per_operand = [{s[a] for a in _batch_axes(x, batch)} for s, x in zip(subs, n.inputs)]
+    per_operand = [p for p in per_operand if p]
+    return bool(per_operand) and (any(p != per_operand[0] for p in per_operand) or not per_operand[0] <= set(out))
 
 
 def _refuse(n: Node, batch: str) -> None:
@@ -279,7 +278,7 @@ def sync_gradients(sp: SyncPlan, fwd: dict[str, Node], order: list[str], select)
     leaves = [p.leaf for p in sp.points]
     for j, lname in enumerate(order):
         gs = vjp([fwd[f"loss:{lname}"]], [const(1.0, fwd[f"loss:{lname}"].dtype)], leaves)
-        on = None if select is None else P("eq", select, const(j, "i64"))
+        on = selected(select, j)
         for p, g in zip(sp.points, gs):
             if g is not None and p.combine != "sum":
                 raise SpecError(f"a loss depends on a `{p.node.op}` over the batch: data-parallel training "

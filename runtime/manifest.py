@@ -217,10 +217,15 @@ def _opt(obj: dict, key: str, where: str, types, default=None):
     return _typed(obj[key], f"{where}.{key}", types) if obj.get(key) is not None else default
 
 
-def _dtype(val: str, where: str) -> str:
-    if val not in DTYPES:
-        raise ManifestError(f"manifest: {where} has dtype {val!r}; expected one of {', '.join(DTYPES)}")
+def _one_of(val: str, allowed, what: str) -> str:
+    """val, or an error `manifest: <what> <val>; expected one of ...`."""
+    if val not in allowed:
+        raise ManifestError(f"manifest: {what} {val!r}; expected one of {', '.join(allowed)}")
     return val
+
+
+def _dtype(val: str, where: str) -> str:
+    return _one_of(val, DTYPES, f"{where} has dtype")
 
 
 def _shape(val, where: str) -> tuple:
@@ -264,9 +269,7 @@ def _parse_data(items, where: str) -> list[DataInput]:
 def _parse_carried(c, w: str) -> Carried:
     _known_keys(c, Carried, w)
     name = _need(c, "input", w, str)
-    kind = _need(c, "kind", w, str)
-    if kind not in KINDS:
-        raise ManifestError(f"manifest: carried `{name}` has kind {kind!r}; expected one of {', '.join(KINDS)}")
+    kind = _one_of(_need(c, "kind", w, str), KINDS, f"carried `{name}` has kind")
     return Carried(name, _need(c, "output", w, str), kind, _dtype(_need(c, "dtype", w, str), f"carried `{name}`"),
                    _shape(_need(c, "shape", w, list), f"carried `{name}`"), c.get("init"),
                    _opt(c, "param", w, str), _opt(c, "loss", w, str), _param_list(c, w))
@@ -297,9 +300,7 @@ def _parse_grad(g, w: str) -> Grad:
 def _parse_sync(p, w: str) -> SyncPoint:
     _known_keys(p, SyncPoint, w)
     name = _need(p, "input", w, str)
-    combine = _need(p, "combine", w, str)
-    if combine not in COMBINES:
-        raise ManifestError(f"manifest: sync `{name}` combines by {combine!r}; expected one of {', '.join(COMBINES)}")
+    combine = _one_of(_need(p, "combine", w, str), COMBINES, f"sync `{name}` combines by")
     return SyncPoint(name, _need(p, "part", w, str), _need(p, "grad", w, str), _need(p, "cot", w, str),
                      _dtype(_need(p, "dtype", w, str), f"sync `{name}`"), _shape(_need(p, "shape", w, list),
                      f"sync `{name}`"), _need(p, "depth", w, int), combine)
@@ -340,9 +341,7 @@ def parse_manifest(obj: dict) -> Manifest:
     if version != VERSION:
         raise ManifestError(f"manifest: version {version!r} is not supported (expected {VERSION})")
     _known_keys(obj, Manifest, "manifest")
-    role = _need(obj, "role", "manifest", str)
-    if role not in ROLES:
-        raise ManifestError(f"manifest: role {role!r}; expected one of {', '.join(ROLES)}")
+    role = _one_of(_need(obj, "role", "manifest", str), ROLES, "role")
     w = "manifest"
     m = Manifest(role=role, model=_opt(obj, "model", w, str, ""),
                  data=_parse_data(obj.get("data", []), "data"),

@@ -32,13 +32,10 @@ from __future__ import annotations
 import math
 import os
 import socket
-import sys
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from .data import Dataset, load_dataset
 from .errors import ManifestError, RuntimeFailure, TrainingDiverged
@@ -253,7 +250,7 @@ class ShardWorker:
         return feeds
 
     def _run(self, runner, m, feeds: dict, names: list[str], into: dict | None = None) -> dict:
-        reads = [n for n in m.params + ([m.step] if m.step else []) + [c.input for c in m.carried]]
+        reads = m.params + ([m.step] if m.step else []) + [c.input for c in m.carried]
         _, out = runner.run({k: self.carried[k] for k in reads}, feeds, [], names, into)
         return out
 
@@ -305,7 +302,7 @@ class ShardWorker:
         lo, hi, _, _ = self._rows_of(epoch, index)
         if hi == lo:
             return {}
-        mod, m = self.stages.forward[d]
+        _, m = self.stages.forward[d]
         out = self._run(self.stage_run[("forward_stage", d)], m, self._feeds(m, epoch, index, loss, sync),
                         [p.part for p in self.stages.at(d)])
         return {p.input: np.asarray(out[p.part]) for p in self.stages.at(d)}
@@ -316,7 +313,7 @@ class ShardWorker:
         lo, hi, _, _ = self._rows_of(epoch, index)
         if hi == lo:
             return {}
-        mod, m = self.stages.backward[d]
+        _, m = self.stages.backward[d]
         feeds = self._feeds(m, epoch, index, loss, sync)
         feeds.update({p.cot: adjoint[p.input] for p in self.stages.at(d)})
         lower = [p for p in self.stages.points if p.depth < d]

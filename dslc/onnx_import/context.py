@@ -82,6 +82,11 @@ class Ctx:
             raise Unsupported(f"a constant of type {a.dtype}")
         return const(a, dt)
 
+    def index(self, v) -> Node:
+        """An IR node for indices v, as int64 (ONNX allows int32)."""
+        n = self.node(v)
+        return n if n.dtype == "i64" else apply("cast", n, dtype="i64")
+
     def static(self, v, what: str) -> np.ndarray:
         if not is_static(v):
             raise Unsupported(f"{what} must be known when importing (a constant or a shape), "

@@ -20,10 +20,9 @@ from onnx import numpy_helper
 from ..errors import Loc, SpecError
 from ..ir import dims as D
 from ..ir.node import Node, apply as P, at, const
-from ..ir.types import TensorType
 from . import (ops_construct, ops_control, ops_index, ops_math, ops_nn, ops_random,  # noqa: F401
                ops_rnn, ops_shape)                                                   # (registration)
-from .context import DTYPE, Ctx, Unsupported, canon, is_static
+from .context import DTYPE, Ctx, Unsupported, canon
 from .table import CONVERTERS, key, supported
 
 OPSETS = (13, 21)     # the opsets the converters follow

@@ -27,9 +27,7 @@ def _gather_elements(cx, data, indices):
     negative indices count from the end) = take_along_axis"""
     data = cx.node(data)
     axis = cx.attr("axis", 0) % data.rank
-    ids = cx.node(indices)
-    if ids.dtype != "i64":
-        ids = P("cast", ids, dtype="i64")
+    ids = cx.index(indices)
     if ids.rank != data.rank:
         raise Unsupported(f"GatherElements indices of rank {ids.rank} for data of rank {data.rank}")
     crop = tuple((a, 0, n, 1) for a, (n, d) in enumerate(zip(ids.shape, data.shape))
@@ -56,9 +54,7 @@ def _scatter_elements(cx, data, indices, updates):
         raise Unsupported(f'ScatterElements reduction "{how}" (only "none" and "add")')
     x = cx.node(data)
     axis = cx.attr("axis", 0) % x.rank
-    ids, upd = cx.node(indices), cx.node(updates, like=x)
-    if ids.dtype != "i64":
-        ids = P("cast", ids, dtype="i64")
+    ids, upd = cx.index(indices), cx.node(updates, like=x)
     # indices shorter than data on another axis write data's leading part there: scatter into
     # that part, then pad with zeros to data's shape
     part = tuple(d if a == axis else n for a, (n, d) in enumerate(zip(ids.shape, x.shape)))

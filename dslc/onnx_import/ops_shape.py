@@ -310,9 +310,7 @@ def _gather(cx, data, indices):
             i = int(idx)
             return P("squeeze", P("slice", data, spec=((axis, i, i + 1, 1),)), axes=(axis,))
         indices = const(idx, "i64")
-    data, ids = cx.node(data), cx.node(indices)
-    if ids.dtype != "i64":
-        ids = P("cast", ids, dtype="i64")
+    data, ids = cx.node(data), cx.index(indices)
     if axis == 0:
         return ir(_gather_axis0, data, ids)
     # move the axis to the front, gather rows, move the new axes back to where the axis was

@@ -96,12 +96,14 @@ for _op in BROADCASTING:
          and _bshape(a.shape, b.inputs[0].shape) == b.inputs[0].shape,
          lambda n, a, b: _expand(_binary(n, a, b.inputs[0]), n)),
     ]
+
+
 def _bias_through_reshape(n: Node, r: Node, b: Node) -> bool:
     """n = reshape(x) op b with b a bias over the last axis, which the reshape keeps."""
-    if r.op != "reshape" or r.inputs[0].rank < 1 or b.rank > 1 or b.dtype != r.dtype:
+    if r.op != "reshape" or r.rank < 1 or r.inputs[0].rank < 1 or b.rank > 1 or b.dtype != r.dtype:
         return False
-    d = r.shape[-1] if r.rank else None
-    return r.rank >= 1 and r.inputs[0].shape[-1] == d and b.shape in ((), (d,), (1,)) and n.shape == r.shape
+    d = r.shape[-1]
+    return r.inputs[0].shape[-1] == d and b.shape in ((), (d,), (1,)) and n.shape == r.shape
 
 
 for _op in BROADCASTING:

@@ -9,7 +9,6 @@ from ...ir import dims as D
 from ...ir.dims import show_shape
 from ...ir.node import Node, ShapeError, apply as P, current_loc
 from .core import builtin, known, need_float, norm_axis, per_axis, reduce_all, tensor, unify
-from .math import logsumexp
 from ...ir.registry import broadcast_shapes
 from ...ops.pool import window_reduce
 from ...ops.random import random
@@ -85,7 +84,7 @@ def _pool(x, size, stride, fname: str, how: str):
         o = D.add(D.floordiv(D.sub(n, k), s), 1)             # (n - k) / s + 1 windows
         if known(o) and o < 1:
             raise ShapeError(f"{fname} of size {list(ks)} does not fit in {x.type}")
-    if how == "max":            # ONNX MaxPool; its gradient goes through MaxPool's indices
+    if how == "max":            # ONNX MaxPool (its gradient: ops/pool.py)
         return P("max_pool", x, kernel=tuple(ks), strides=tuple(ss))
     return window_reduce(x, ks, ss, how)
 
