@@ -57,6 +57,7 @@ class OnnxBuilder:
         self.node = None
         self._n = [0]                   # shared with child builders: names stay unique model-wide
         self._cache: dict = {}
+        self.split_of: dict = {}        # slice node id -> (axis, sizes, part): lower/driver.py split_groups
 
     def fresh(self, stem: str = "t") -> str:
         self._n[0] += 1
@@ -69,6 +70,7 @@ class OnnxBuilder:
         c.rng_seed, c.rng_row_offset, c.rng_batch = self.rng_seed, self.rng_row_offset, self.rng_batch
         c._n = self._n
         c._cache = dict(self._cache)
+        c.split_of = dict(self.split_of)
         return c
 
     # -- nodes -------------------------------------------------------------

@@ -106,9 +106,36 @@ def _rename(nodes, renamed: dict[str, str]) -> None:
                 _rename(sub.node, renamed)
 
 
+def split_groups(order: list[Node]) -> dict[int, tuple[int, tuple[int, ...], int]]:
+    """Slices of one value along one axis whose windows tile that axis exactly (the
+    gates of a recurrent cell): slice id -> (axis, the windows' sizes, its window).
+    They lower as one ONNX Split, one pass and one kernel, in place of one Slice
+    each (ops/shape.py); inside a Scan body that is a kernel less per step each."""
+    groups: dict[tuple[int, int], dict[tuple[int, int], list[int]]] = {}
+    for n in order:
+        if n.op != "slice" or len(n.attrs["spec"]) != 1:
+            continue
+        axis, start, end, step = n.attrs["spec"][0]
+        if step == 1 and isinstance(start, int) and isinstance(end, int) and isinstance(n.inputs[0].shape[axis], int):
+            groups.setdefault((n.inputs[0].id, axis), {}).setdefault((start, end), []).append(n)
+    out = {}
+    for ranges in groups.values():
+        spans = sorted(ranges)
+        first = ranges[spans[0]][0]
+        size = first.inputs[0].shape[first.attrs["spec"][0][0]]
+        tiles = spans[0][0] == 0 and spans[-1][1] == size and all(a[1] == c[0] for a, c in zip(spans, spans[1:]))
+        if len(spans) > 1 and tiles:
+            sizes = tuple(e - st for st, e in spans)
+            for k, span in enumerate(spans):
+                for n in ranges[span]:
+                    out[n.id] = (first.attrs["spec"][0][0], sizes, k)
+    return out
+
+
 def _emit(b: OnnxBuilder, order: list[Node], names: dict[int, str], known: set[str]) -> None:
     """Lower each node not yet named through its primitive's `onnx` rule.
     Leaves must be named already or carry a name in `known`."""
+    b.split_of.update(split_groups(order))
     for n in order:
         if n.id in names:
             continue
