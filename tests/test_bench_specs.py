@@ -45,3 +45,22 @@ def test_paired_ratios_pair_blocks_round_by_round_and_drop_flagged_rounds():
     q1, med, q3 = step.paired_ratios(a, b)
     assert med == pytest.approx(0.5) and q1 <= med <= q3 <= 0.8      # round 3 (flagged) is left out
     assert step.paired_ratios([(3.0, 0.5)], [(1.0, 0.5)]) == (3.0, 3.0, 3.0)   # only flagged: kept
+
+
+def _ops(graph) -> list[str]:
+    out = []
+    for n in graph.node:
+        out.append(n.op_type)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                out += [f"body:{op}" for op in _ops(a.g)]
+    return out
+
+
+def test_lowerings_ort_runs_fast_are_the_ones_emitted():
+    """LeNet's conv input gradient is MatMul + Col2Im (no ConvTranspose); the LSTM
+    cell's four gate slices are one Split inside the Scan body (no Slice there)."""
+    w2 = _ops(step.compile_workload("W2").training.graph)
+    assert "Col2Im" in w2 and "ConvTranspose" not in w2
+    w3 = _ops(step.compile_workload("W3").training.graph)
+    assert w3.count("body:Split") == 1 and "body:Slice" not in w3 and w3.count("body:Sigmoid") == 3
