@@ -897,3 +897,24 @@ def test_prod_gradient_is_exact_with_zeros():
     (g,) = grad(F["sum"](F["prod"](x, axis=-1)), [x])
     want = np.array([[np.prod(np.delete(r, i)) for i in range(4)] for r in xv])
     np.testing.assert_array_equal(ev64(g, x=xv), want)
+
+
+@pytest.mark.parametrize("windows, split", [
+    (((0, 2), (2, 5), (5, 6)), True),            # tiles axis 1 of [B, 6]: one Split
+    (((0, 2), (2, 5), (0, 2), (5, 6)), True),    # a window taken twice reads the same part
+    (((0, 2), (3, 6)), False),                   # a gap: Slices
+    (((0, 3), (2, 6)), False),                   # an overlap: Slices
+])
+def test_slices_that_tile_an_axis_lower_as_one_split(windows, split):
+    import onnxruntime as ort
+    from dslc.lower import lower_function
+    from dslc.ops.shape import slice_axis
+    x = inp("x", (B, 6))
+    outs = {f"y{k}": slice_axis(x, 1, a, e) for k, (a, e) in enumerate(windows)}
+    model = lower_function(outs, [x])
+    ops = [n.op_type for n in model.graph.node]
+    assert (ops.count("Split"), ops.count("Slice")) == ((1, 0) if split else (0, len(windows)))
+    xv = rng.standard_normal((3, 6)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xv})
+    for (a, e), g in zip(windows, got):
+        np.testing.assert_array_equal(g, xv[:, a:e])
