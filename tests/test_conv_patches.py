@@ -41,8 +41,14 @@ def test_forward_conv_reads_the_weight_gradients_patches():
     c = dslc.compile(dslc.load(str(ROOT / "bench/specs/w2_lenet.dl")), "w2")
     ops = [n.op for n in Graph(c.graphs["training"]).order()]
     assert ops.count("im2col") == 2 and "conv" not in ops
-    ops_onnx = [n.op_type for n in c.training.graph.node]
-    assert "Conv" not in ops_onnx and all(len(n.output) == 1 for n in c.training.graph.node if n.op_type == "MaxPool")
+    # the one ONNX Conv left is conv1's im2col itself: a single-channel input's patches as
+    # a Conv with the constant one-hot kernel (ops/nn.py _im2col_onnx)
+    consts = {o: n for n in c.training.graph.node if n.op_type == "Constant" for o in n.output}
+    convs = [n for n in c.training.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 1 and convs[0].input[1] in consts
+    e = onnx.numpy_helper.to_array(consts[convs[0].input[1]].attribute[0].t)
+    assert e.shape == (25, 1, 5, 5) and np.array_equal(e.reshape(25, 25), np.eye(25))
+    assert all(len(n.output) == 1 for n in c.training.graph.node if n.op_type == "MaxPool")
     assert "Conv" in [n.op_type for n in c.evaluation.graph.node]
 
 

@@ -286,6 +286,15 @@ def _im2col_onnx(b, x, kernel, strides, pads, dilations):
     stage moves contiguous runs, and taps come out in row-major order."""
     nsp = len(kernel)
     out = _conv_shape([x.type, TensorType(x.dtype, (1, x.shape[1]) + tuple(kernel))], strides, pads, dilations)
+    if x.shape[1] == 1 and nsp == 2:
+        # one channel: a Conv with the one-hot kernel E[t, 0, t'] = [t = t'] gives patch t as
+        # output channel t (1 x + 0 y: the same numbers, an inf in x also makes its window's
+        # zeros NaN, as the conv over them would); ORT's Conv runs it threaded, 0.93-0.95 ms
+        # against 1.15-1.23 for the slices on LeNet's first layer
+        e = np.eye(int(np.prod(kernel)), dtype=NUMPY[x.dtype]).reshape((-1, 1) + tuple(kernel))
+        t = b.Conv(x, b.tensor_const(e), strides=list(strides), dilations=list(dilations),
+                   pads=[p[0] for p in pads] + [p[1] for p in pads])
+        return b.Reshape(t, b.dims(b.node.shape))
     t = x
     if any(p != (0, 0) for p in pads):
         t = b.Pad(x, b.dims([0, 0] + [p[0] for p in pads] + [0, 0] + [p[1] for p in pads]))
