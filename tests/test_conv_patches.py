@@ -41,13 +41,15 @@ def test_forward_conv_reads_the_weight_gradients_patches():
     c = dslc.compile(dslc.load(str(ROOT / "bench/specs/w2_lenet.dl")), "w2")
     ops = [n.op for n in Graph(c.graphs["training"]).order()]
     assert ops.count("im2col") == 2 and "conv" not in ops
-    # the one ONNX Conv left is conv1's im2col itself: a single-channel input's patches as
-    # a Conv with the constant one-hot kernel (ops/nn.py _im2col_onnx)
+    # the ONNX Convs left are the im2cols themselves: grouped Convs (group = C) with the
+    # constant one-hot kernel E[(c, t), 0, t'] = [t = t'] (ops/nn.py _im2col_onnx)
     consts = {o: n for n in c.training.graph.node if n.op_type == "Constant" for o in n.output}
     convs = [n for n in c.training.graph.node if n.op_type == "Conv"]
-    assert len(convs) == 1 and convs[0].input[1] in consts
-    e = onnx.numpy_helper.to_array(consts[convs[0].input[1]].attribute[0].t)
-    assert e.shape == (25, 1, 5, 5) and np.array_equal(e.reshape(25, 25), np.eye(25))
+    assert len(convs) == 2
+    for conv, ch in zip(convs, (1, 6)):
+        e = onnx.numpy_helper.to_array(consts[conv.input[1]].attribute[0].t)
+        assert e.shape == (25 * ch, 1, 5, 5) and {a.name: a.i for a in conv.attribute}["group"] == ch
+        assert np.array_equal(e.reshape(ch, 25, 25), np.broadcast_to(np.eye(25), (ch, 25, 25)))
     assert all(len(n.output) == 1 for n in c.training.graph.node if n.op_type == "MaxPool")
     assert "Conv" in [n.op_type for n in c.evaluation.graph.node]
 
@@ -69,3 +71,19 @@ def test_large_patches_keep_the_swapped_conv():
         (dw,) = grad(P("sum", y * y, axes=(0, 1, 2, 3), keepdims=False), [w])
         ops = [n.op for n in Graph({"dw": dw}).order()]
         assert ("im2col" in ops) == patches and ops.count("conv") == (1 if patches else 2)   # forward (+ swapped)
+
+
+def test_im2col_of_an_unknown_channel_count_lowers_as_slices():
+    """A symbolic C has no one-hot kernel: the patches are strided slices, reordered to (c, t)."""
+    import onnxruntime as ort
+    from dslc.ir import Sym, TensorType, apply as P
+    from dslc.lower import lower_function
+    from dslc.ops.leaves import input_
+    from dslc.ops.nn import _im2col_np
+    attrs = dict(kernel=(2, 3), strides=(2, 1), pads=((1, 0), (0, 1)), dilations=(1, 2))
+    x = input_("x", TensorType("f32", (Sym.var("B"), Sym.var("C"), 5, 6)))
+    model = lower_function({"y": P("im2col", x, **attrs)}, [x])
+    assert "Conv" not in [n.op_type for n in model.graph.node]
+    xv = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xv})[0]
+    np.testing.assert_array_equal(got, _im2col_np(xv, **attrs))

@@ -188,6 +188,8 @@ ROWS = [
                                          dilations=(1, 2)), f(("B", 3, 5, 6))),
     R("im2col2d_one_channel", lambda x: P("im2col", x, kernel=(3, 2), strides=(2, 1), pads=((1, 0), (1, 1)),
                                           dilations=(1, 2)), f(("B", 1, 6, 5))),
+    R("im2col3d", lambda x: P("im2col", x, kernel=(2, 1, 2), strides=(1, 2, 1), pads=((0, 1), (1, 0), (0, 0)),
+                              dilations=(2, 1, 1)), f((2, 2, 4, 3, 4))),
     R("im2col1d", lambda x: P("im2col", x, kernel=(3,), strides=(2,), pads=((1, 1),), dilations=(1,)), f((2, 2, 7))),
     R("log_softmax", lambda x: P("log_softmax", x, axis=1), f((3, 4))),
     R("log_softmax_axis0", lambda x: P("log_softmax", x, axis=0), f((3, 2, 2))),

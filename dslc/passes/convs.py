@@ -2,7 +2,7 @@
 (a pattern of one row; training graphs hold them for the weight gradient,
 ops/nn.py _conv_dw):
 
-    conv(x, w)  ->  reshape(w' @ im2col(x))   with w'[o, (t, c)] = w[o, c, t]
+    conv(x, w)  ->  reshape(w' @ im2col(x))   with w'[o, (c, t)] = w[o, c, t]
 
 so the forward and the weight gradient read x's patches once."""
 from __future__ import annotations
@@ -35,10 +35,7 @@ def conv_patches(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
         if cols is None:
             return None
         x, w = ins
-        nsp = w.rank - 2
         cols = new_cols.get(cols.id) or cols.with_inputs((x,))
-        # w [O, C, *K] -> [O, (t, c)], taps first as in im2col
-        wt = P("reshape", P("transpose", w, perm=(0,) + tuple(range(2, 2 + nsp)) + (1,), loc=n.loc),
-               shape=(w.shape[0], cols.shape[1]), loc=n.loc)
+        wt = P("reshape", w, shape=(w.shape[0], cols.shape[1]), loc=n.loc)     # [O, C, *K] -> [O, (c, t)]
         return P("reshape", wt @ cols, shape=n.shape, loc=n.loc)
     return rebuild(roots, fn)
