@@ -111,24 +111,20 @@ def split_groups(order: list[Node]) -> dict[int, tuple[int, tuple[int, ...], int
     gates of a recurrent cell): slice id -> (axis, the windows' sizes, its window).
     They lower as one ONNX Split, one pass and one kernel, in place of one Slice
     each (ops/shape.py); inside a Scan body that is a kernel less per step each."""
-    groups: dict[tuple[int, int], dict[tuple[int, int], list[int]]] = {}
+    groups: dict[tuple[Node, int], dict[tuple[int, int], list[int]]] = {}      # Nodes hash by identity
     for n in order:
         if n.op != "slice" or len(n.attrs["spec"]) != 1:
             continue
         axis, start, end, step = n.attrs["spec"][0]
         if step == 1 and isinstance(start, int) and isinstance(end, int) and isinstance(n.inputs[0].shape[axis], int):
-            groups.setdefault((n.inputs[0].id, axis), {}).setdefault((start, end), []).append(n)
+            groups.setdefault((n.inputs[0], axis), {}).setdefault((start, end), []).append(n.id)
     out = {}
-    for ranges in groups.values():
+    for (x, axis), ranges in groups.items():
         spans = sorted(ranges)
-        first = ranges[spans[0]][0]
-        size = first.inputs[0].shape[first.attrs["spec"][0][0]]
-        tiles = spans[0][0] == 0 and spans[-1][1] == size and all(a[1] == c[0] for a, c in zip(spans, spans[1:]))
-        if len(spans) > 1 and tiles:
+        bounds = [0] + [e for _, e in spans]
+        if len(spans) > 1 and [st for st, _ in spans] == bounds[:-1] and bounds[-1] == x.shape[axis]:
             sizes = tuple(e - st for st, e in spans)
-            for k, span in enumerate(spans):
-                for n in ranges[span]:
-                    out[n.id] = (first.attrs["spec"][0][0], sizes, k)
+            out.update({i: (axis, sizes, k) for k, span in enumerate(spans) for i in ranges[span]})
     return out
 
 

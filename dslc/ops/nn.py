@@ -132,6 +132,17 @@ def _transpose_pad(x_shape, g_shape, w_shape, strides, pads, dilations):
     return tuple(out)
 
 
+def onnx_pads(pads) -> list:
+    """((b1, e1), (b2, e2), ..) -> ONNX's [b1, b2, .., e1, e2, ..]."""
+    return [p[0] for p in pads] + [p[1] for p in pads]
+
+
+def _unit_axis(strides, dilations, pads):
+    """The same window over one more, leading, spatial axis of size 1 (ORT runs some ops
+    better, or only, at that rank): stride 1, dilation 1, no padding there."""
+    return (1,) + tuple(strides), (1,) + tuple(dilations), ((0, 0),) + tuple(pads)
+
+
 def _conv_vjp(g, out, x, w, strides, pads, dilations):
     nsp = len(strides)
     sp = tuple(range(2, 2 + nsp))
@@ -162,8 +173,7 @@ def _conv_vjp(g, out, x, w, strides, pads, dilations):
 
 
 def _conv_onnx(b, x, w, strides, pads, dilations):
-    return b.Conv(x, w, strides=list(strides), dilations=list(dilations),
-                  pads=[p[0] for p in pads] + [p[1] for p in pads])
+    return b.Conv(x, w, strides=list(strides), dilations=list(dilations), pads=onnx_pads(pads))
 
 
 def _conv_np(x, w, strides, pads, dilations):
@@ -202,24 +212,15 @@ def _conv_t_vjp(h, out, g, w, strides, pads, dilations, out_pad):
 
 def _conv_t_onnx(b, g, w, strides, pads, dilations, out_pad):
     """1-D and 2-D: x = col2im(W'^T @ g) with W'[o, (c, t)] = w[o, c, t], one matmul over
-    the whole batch, then ONNX Col2Im adds each column back into the image (the image
-    size is the output's, so out_pad needs nothing). ORT runs this 2.3-2.6x faster than
-    its ConvTranspose on LeNet's shapes, to the same bits. onnxruntime 1.32's Col2Im is
-    right in 2-D only (wrong with a 1-D dilation, and in 3-D): 1-D runs as 2-D over a
-    unit axis, 3-D stays ConvTranspose."""
+    the whole batch, then ONNX Col2Im (_col2im_onnx; the image size is the output's, so
+    out_pad needs nothing). ORT runs this 2.3-2.6x faster than its ConvTranspose on
+    LeNet's shapes, to the same bits; 3-D stays ConvTranspose."""
     if len(strides) <= 2 and isinstance(w.shape[0], int):
         o = w.shape[0]
         cols = b.MatMul(b.Transpose(b.Reshape(w, b.ints([o, -1])), perm=[1, 0]), b.Reshape(g, b.ints([0, o, -1])))
-        image, kernel = list(b.node.shape[2:]), list(w.shape[2:])
-        if len(strides) == 1:       # [H] -> [1, H]
-            image, kernel = [1] + image, [1] + kernel
-            strides, dilations, pads = (1,) + tuple(strides), (1,) + tuple(dilations), ((0, 0),) + tuple(pads)
-        x = b.Col2Im(cols, b.dims(image), b.ints(kernel), strides=list(strides), dilations=list(dilations),
-                     pads=[p[0] for p in pads] + [p[1] for p in pads])
-        return b.Reshape(x, b.dims(b.node.shape)) if len(image) != len(b.node.shape) - 2 else x
-    pads_attr = [p[0] for p in pads] + [p[1] for p in pads]
+        return _col2im_onnx(b, cols, tuple(w.shape[2:]), strides, pads, dilations, b.node.shape[2:])
     return b.ConvTranspose(g, w, strides=list(strides), dilations=list(dilations), output_padding=list(out_pad),
-                           pads=pads_attr)
+                           pads=onnx_pads(pads))
 
 
 def _conv_t_np(g, w, strides, pads, dilations, out_pad):
@@ -255,29 +256,11 @@ def _im2col_shape(types, kernel, strides, pads, dilations):
     return TensorType(x.dtype, (x.shape[0], D.mul(taps, x.shape[1]), size))
 
 
-def _one_hot_kernel(c, kernel, dtype):
-    """E[(c, t), c', t'] = [c = c'][t = t']: conv_transpose with E puts each patch back."""
-    taps = int(np.prod(kernel))
-    e = np.zeros((c, taps, c) + tuple(kernel), dtype=NUMPY[dtype])
-    for t, tap in enumerate(np.ndindex(*kernel)):
-        for ch in range(c):
-            e[(ch, t, ch) + tap] = 1
-    return const(e.reshape((c * taps, c) + tuple(kernel)), dtype)
-
-
 def _im2col_vjp(g, out, x, kernel, strides, pads, dilations):
-    # the adjoint adds every patch entry back where it was read: conv_transpose with the one-hot E
-    n, c = x.shape[0], x.shape[1]
-    w_shape = (out.shape[1], c) + tuple(kernel)
-    spatial = _conv_shape([x, TensorType(x.dtype, w_shape)], strides, pads, dilations).shape[2:]
-    g4 = P("reshape", g, shape=(n, out.shape[1]) + tuple(spatial))
-    out_pad = _transpose_pad(x.shape, g4.shape, w_shape, strides, pads, dilations)
-    if out_pad is None:
-        raise ShapeError("the gradient of im2col needs known spatial sizes")
-    if not isinstance(c, int):
-        raise ShapeError("the gradient of im2col needs a known channel count")
-    return (P("conv_transpose", g4, _one_hot_kernel(c, kernel, x.dtype), strides=strides, pads=pads,
-              dilations=dilations, out_pad=out_pad),)
+    # the adjoint adds every patch entry back where it was read: col2im
+    if not all(isinstance(d, int) for d in x.shape[1:]):
+        raise ShapeError("the gradient of im2col needs known channel and spatial sizes")
+    return (P("col2im", g, kernel=kernel, strides=strides, pads=pads, dilations=dilations, image=x.shape[2:]),)
 
 
 def _im2col_onnx(b, x, kernel, strides, pads, dilations):
@@ -289,22 +272,21 @@ def _im2col_onnx(b, x, kernel, strides, pads, dilations):
     Otherwise pad, then one axis at a time from the last: k strided slices along it,
     concatenated on the channel axis, taps outermost; then (t, c) -> (c, t)."""
     nsp, c = len(kernel), x.shape[1]
-    pads_attr = [p[0] for p in pads] + [p[1] for p in pads]
     if isinstance(c, int):
         taps = int(np.prod(kernel))
         e = np.tile(np.eye(taps, dtype=NUMPY[x.dtype]), (c, 1)).reshape((c * taps, 1) + tuple(kernel))
         if c == 1 and nsp == 2:
             # as a 3-D Conv over a unit axis: ORT blocks a 2-D ungrouped Conv (NCHWc), and
             # reordering its output back took 0.33 of conv1's 0.75 ms on LeNet
-            t = b.Conv(b.Unsqueeze(x, b.ints([2])), b.tensor_const(e[:, :, None]), strides=[1] + list(strides),
-                       dilations=[1] + list(dilations), pads=[0] + pads_attr[:2] + [0] + pads_attr[2:])
-        else:
-            t = b.Conv(x, b.tensor_const(e), group=c, strides=list(strides), dilations=list(dilations), pads=pads_attr)
+            x, e = b.Unsqueeze(x, b.ints([2])), e[:, :, None]
+            strides, dilations, pads = _unit_axis(strides, dilations, pads)
+        t = b.Conv(x, b.tensor_const(e), group=c, strides=list(strides), dilations=list(dilations),
+                   pads=onnx_pads(pads))
         return b.Reshape(t, b.dims(b.node.shape))
     out = _conv_shape([x.type, TensorType(x.dtype, (1, c) + tuple(kernel))], strides, pads, dilations)
     t = x
     if any(p != (0, 0) for p in pads):
-        t = b.Pad(x, b.dims([0, 0] + pads_attr[:nsp] + [0, 0] + pads_attr[nsp:]))
+        t = b.Pad(x, b.dims(onnx_pads(((0, 0), (0, 0)) + tuple(pads))))
     for ax in reversed(range(nsp)):
         k, s, d, o = kernel[ax], strides[ax], dilations[ax], out.shape[2 + ax]
         parts = [b.Slice(t, b.dims([i * d]), b.dims([D.add(i * d, D.add(D.mul(D.sub(o, 1), s), 1))]),
@@ -330,3 +312,65 @@ def _im2col_np(x, kernel, strides, pads, dilations):
 
 
 primitive("im2col", "nn", _im2col_shape, vjp=_im2col_vjp, onnx=_im2col_onnx, np=_im2col_np)
+
+
+# -- col2im: im2col's adjoint; cols [N, C K, O] -> x [N, C, *image] --------------------------
+# x[n, c, j s + t d - pb] += cols[n, (c, t), j]: every patch entry added back where it was read
+def _col2im_shape(types, kernel, strides, pads, dilations, image):
+    (cols,) = types
+    taps = int(np.prod(kernel))
+    if cols.rank != 3 or not isinstance(cols.shape[1], int) or cols.shape[1] % taps:
+        raise ShapeError(f"col2im of {cols} with a {'x'.join(map(str, kernel))} kernel: expected "
+                         f"[N, C * {taps}, positions]")
+    x = TensorType(cols.dtype, (cols.shape[0], cols.shape[1] // taps) + tuple(image))
+    want = _im2col_shape([x], kernel, strides, pads, dilations)
+    if want.shape[2] != cols.shape[2]:
+        raise ShapeError(f"col2im of {cols} into {show(tuple(image))}: expected {show(want.shape[2])} positions")
+    return x
+
+
+def _col2im_onnx(b, cols, kernel, strides, pads, dilations, image):
+    """ONNX Col2Im in 1-D and 2-D; onnxruntime 1.32's Col2Im is wrong with a 1-D dilation
+    and in 3-D (checked against ConvTranspose), so 1-D runs as 2-D over a unit axis and
+    3-D as ConvTranspose with the one-hot kernel E[(c, t), c', t'] = [c = c'][t = t']."""
+    nsp, shape = len(kernel), b.node.shape
+    if nsp == 3:
+        c, taps = shape[1], int(np.prod(kernel))
+        e = np.zeros((c, taps, c) + tuple(kernel), dtype=NUMPY[cols.dtype])
+        for t, tap in enumerate(np.ndindex(*kernel)):
+            e[(np.arange(c), t, np.arange(c)) + tap] = 1
+        x4 = TensorType(cols.dtype, shape)
+        out = _im2col_shape([x4], kernel, strides, pads, dilations)
+        spatial = _conv_shape([x4, TensorType(cols.dtype, (1, c) + tuple(kernel))], strides, pads, dilations).shape[2:]
+        g = b.Reshape(cols, b.dims((shape[0], out.shape[1]) + tuple(spatial)))
+        out_pad = _transpose_pad(shape, (shape[0], out.shape[1]) + tuple(spatial), (out.shape[1], c) + tuple(kernel),
+                                 strides, pads, dilations)
+        return b.ConvTranspose(g, b.tensor_const(e.reshape((c * taps, c) + tuple(kernel))), strides=list(strides),
+                               dilations=list(dilations), output_padding=list(out_pad), pads=onnx_pads(pads))
+    image, kernel = list(image), list(kernel)
+    if nsp == 1:                # [H] -> [1, H]
+        image, kernel = [1] + image, [1] + kernel
+        strides, dilations, pads = _unit_axis(strides, dilations, pads)
+    x = b.Col2Im(cols, b.dims(image), b.ints(kernel), strides=list(strides), dilations=list(dilations),
+                 pads=onnx_pads(pads))
+    return b.Reshape(x, b.dims(shape)) if nsp == 1 else x
+
+
+def _col2im_np(cols, kernel, strides, pads, dilations, image):
+    n, c = cols.shape[0], cols.shape[1] // int(np.prod(kernel))
+    full = [i + pb + pe for i, (pb, pe) in zip(image, pads)]
+    outs = [(f - d * (k - 1) - 1) // s + 1 for f, k, s, d in zip(full, kernel, strides, dilations)]
+    cols = cols.reshape((n, c) + tuple(kernel) + tuple(outs))
+    xp = np.zeros((n, c) + tuple(full), dtype=cols.dtype)
+    for tap in np.ndindex(*kernel):
+        idx = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilations, outs, strides))
+        xp[(slice(None), slice(None)) + idx] += cols[(slice(None), slice(None)) + tap]
+    crop = tuple(slice(pb, f - pe) for (pb, pe), f in zip(pads, full))
+    return xp[(slice(None), slice(None)) + crop]
+
+
+primitive("col2im", "nn", _col2im_shape,
+          # linear, the adjoint of im2col: its own adjoint is im2col
+          vjp=lambda g, out, cols, kernel, strides, pads, dilations, image:
+              (P("im2col", g, kernel=kernel, strides=strides, pads=pads, dilations=dilations),),
+          onnx=_col2im_onnx, np=_col2im_np)
