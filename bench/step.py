@@ -10,8 +10,10 @@ W3  LSTM T = 32, in 64, hidden 128, batch 32   bench/specs/w3_lstm.dl
 For each workload the torch model starts from dslc's initial weights and both
 run 5 steps on the same batches; the losses must agree within 1e-4. Then the
 systems are timed interleaved in this one process: in each round every system
-runs one block of steps (the order rotates per round); a block's ms/step is its
-wall time over its steps, and the table shows the median over rounds. Blocks
+runs one block of steps (the order rotates per round), after untimed warm-up
+steps (a quarter of the block, at least 5: a system's first steps after another
+system's block are slow); a block's ms/step is its wall time over its timed
+steps, and the table shows the median over rounds. Blocks
 in which other processes used more than 10% of the machine's CPU (read from
 /proc/stat against this process's own CPU time) are flagged with `*`, and the
 median is taken over the clean blocks when there are any. The paired column is
@@ -51,6 +53,7 @@ WORKLOADS = {          # name -> (spec, model, data shapes: (x shape, classes))
 }
 CLASSES = 10
 VERIFY_STEPS = 5
+WARM_MIN = 5          # untimed steps before each block (and at least a quarter of its length)
 TOL = 1e-4
 
 
@@ -225,8 +228,16 @@ def _busy_jiffies() -> int:
     return sum(vals) - vals[3] - vals[4]     # all but idle and iowait
 
 
-def timed_block(system, data, steps: int, sync=None) -> tuple[float, float]:
-    """(ms per step, share of the machine other processes used during the block)."""
+def timed_block(system, data, steps: int, sync=None, warm: int = 0) -> tuple[float, float]:
+    """(ms per step, share of the machine other processes used during the block), after
+    `warm` untimed steps: the first steps after another system ran are slow (its thread
+    pool still holds the cores, ours is parked; W3 measured 11-15 ms for raw's first 5
+    steps after the Trainer's block against 7.5 steady), and only torch eager -> torch
+    fused, which share one OpenMP pool, would escape that cost."""
+    for i in range(warm):
+        system.step(data[i % len(data)])
+    if sync and warm:
+        sync()
     hz = os.sysconf("SC_CLK_TCK")
     ncpu = os.cpu_count() or 1
     j0, c0, t0 = _busy_jiffies(), time.process_time(), time.perf_counter()
@@ -343,11 +354,12 @@ def main(argv=None) -> int:
         for nm, s in systems.items():
             per[nm] = timed_block(s, data, 3, sync)[0]
         steps = max(3, int(1e3 * a.block / max(per.values())))
+        warm = max(WARM_MIN, steps // 4)
         times = {nm: [] for nm in systems}
         order = list(systems)
         for r in range(a.rounds):
             for nm in order[r % len(order):] + order[:r % len(order)]:
-                times[nm].append(timed_block(systems[nm], data, steps, sync))
+                times[nm].append(timed_block(systems[nm], data, steps, sync, warm))
         med = {}
         for nm, blocks in times.items():
             clean = [ms for ms, other in blocks if other <= 0.10]
