@@ -1,6 +1,6 @@
 """Benchmark (issue 11): one training step, dslc vs PyTorch, on four workloads.
 
-    python bench/step.py [--rounds 5] [--threads 2] [--only w1,w2] [--device cpu|cuda]
+    python bench/step.py [--rounds 5] [--threads 2] [--warm 0.25] [--only w1,w2] [--device cpu|cuda]
 
 W1  MLP 64-256-256-10, batch 64, Adam          bench/specs/w1_mlp.dl
 W1b MLP 784-1024-1024-10, batch 512, Adam      bench/specs/w1b_mlp.dl
@@ -53,7 +53,7 @@ WORKLOADS = {          # name -> (spec, model, data shapes: (x shape, classes))
 }
 CLASSES = 10
 VERIFY_STEPS = 5
-WARM_MIN = 5          # untimed steps before each block (and at least a quarter of its length)
+WARM_MIN = 5          # untimed steps before each block, at least (--warm: its share of the block)
 TOL = 1e-4
 
 
@@ -303,6 +303,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (one block per system each)")
     ap.add_argument("--block", type=float, default=0.4, help="target seconds per block")
+    ap.add_argument("--warm", type=float, default=0.25,
+                    help="untimed warm-up steps before each block, as a share of it (at least 5; 0: none)")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads for ORT and torch")
     ap.add_argument("--only", default="", help="comma-separated workloads (W1,W1b,W2,W3)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (needs onnxruntime-gpu and torch CUDA)")
@@ -354,7 +356,7 @@ def main(argv=None) -> int:
         for nm, s in systems.items():
             per[nm] = timed_block(s, data, 3, sync)[0]
         steps = max(3, int(1e3 * a.block / max(per.values())))
-        warm = max(WARM_MIN, steps // 4)
+        warm = max(WARM_MIN, int(steps * a.warm)) if a.warm > 0 else 0
         times = {nm: [] for nm in systems}
         order = list(systems)
         for r in range(a.rounds):
