@@ -104,7 +104,9 @@ ROWS = [
     R("max_keepdims", lambda x: P("max", x, axes=(0, 1), keepdims=True), f((3, 4))),
     R("min_axis", lambda x: P("min", x, axes=(0,), keepdims=False), f((3, 4))),
     R("argmax", lambda x: P("argmax", x, axis=1, keepdims=False), f((3, 4))),
-    R("size_symbolic", lambda x: P("size", x, axes=(0, 1), dtype=x.dtype), f(("B", 2))),
+    R("size_symbolic", lambda x: P("size", x, axes=(0, 1), dtype=x.dtype), f(("B", 2))),      # ONNX Size
+    R("size_axis_run", lambda x: P("size", x, axes=(1, 2), dtype=x.dtype), f((2, "B", "T"))),  # Shape(start, end)
+    R("size_axes_apart", lambda x: P("size", x, axes=(0, 2), dtype=x.dtype), f(("B", 2, "T"))),  # Shape + Gather
     # -- shape
     R("reshape", lambda x: P("reshape", x, shape=(4, 3)), f((2, 6))),
     R("reshape_symbolic", lambda x: P("reshape", x, shape=(B, 2, 3)), f(("B", 6))),

@@ -77,7 +77,13 @@ def _size_onnx(b, x, axes, dtype):
     dims = [shape[a] for a in axes]
     if all(isinstance(d, int) for d in dims):
         return b.scalar(float(np.prod(dims)) if dims else 1.0, dtype)
-    n = b.ReduceProd(b.Gather(b.Shape(x), b.ints(axes), axis=0), keepdims=0)
+    ax = sorted(axes)
+    if ax == list(range(x.rank)):
+        n = b.Size(x)                                   # every axis: the element count
+    elif ax == list(range(ax[0], ax[-1] + 1)):          # a run of axes: one slice of the shape
+        n = b.ReduceProd(b.Shape(x, start=ax[0], end=ax[-1] + 1), keepdims=0)
+    else:
+        n = b.ReduceProd(b.Gather(b.Shape(x), b.ints(axes), axis=0), keepdims=0)
     return b.Cast(n, to=b.onnx_dtype(dtype))
 
 
