@@ -167,3 +167,25 @@ def test_negation_moves_into_a_constant_factor():
     want, got = evaluate(ys, feeds), evaluate(r, feeds)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_reshape_chains_collapse():
+    """squeeze(unsqueeze(x)) -> x (hs[-1] read off the final carry); reshape(reshape(x)) ->
+    reshape(x); a squeeze of a reshape to a new shape stays."""
+    from dslc.ir import Sym
+    from dslc.passes.simplify import simplify
+    B = Sym.var("B")
+    x = input_("x", TensorType("f32", (B, 6)))
+    ys = {"same": P("squeeze", P("unsqueeze", x, axes=(0,)), axes=(0,)),
+          "twice": P("reshape", P("reshape", x, shape=(B, 2, 3)), shape=(B, 3, 2)),
+          "other": P("squeeze", P("reshape", x, shape=(B, 1, 6)), axes=(1,)),
+          "kept": P("squeeze", P("reshape", x, shape=(B, 6, 1)), axes=(2,)),
+          "new": P("unsqueeze", P("reshape", x, shape=(B, 2, 3)), axes=(1,))}
+    r, changed = simplify(ys)
+    assert changed and r["same"] is x and r["other"] is x and r["kept"] is x
+    assert r["twice"].op == "reshape" and r["twice"].inputs[0] is x
+    assert r["new"].op == "unsqueeze" and r["new"].inputs[0].op == "reshape"
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 6)).astype(np.float32)}
+    want, got = evaluate(ys, feeds), evaluate(r, feeds)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])

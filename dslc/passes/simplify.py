@@ -57,6 +57,7 @@ def _expand(x: Node, n: Node) -> Node:
 
 
 BROADCASTING = ("add", "sub", "mul", "div")
+RESHAPES = ("reshape", "squeeze", "unsqueeze")      # data order kept: only the shape changes
 UNARY = ("neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "cast")
 
 
@@ -77,6 +78,8 @@ RULES = [
      lambda n, a: P(a.op, _negated(a.inputs[0]), a.inputs[1], loc=n.loc)),
     # reshape / expand to the same shape -> x
     ("reshape", lambda n, a: a.shape == n.shape, lambda n, a: a),
+    # reshape(reshape(x)) -> reshape(x): neither moves data (squeeze and unsqueeze below too)
+    ("reshape", lambda n, a: a.op in RESHAPES, lambda n, a: P("reshape", a.inputs[0], shape=n.shape, loc=n.loc)),
     ("expand", lambda n, a: a.shape == n.shape, lambda n, a: a),
     # expand(expand(x)) -> expand(x)
     ("expand", lambda n, a: a.op == "expand", lambda n, a: _expand(a.inputs[0], n)),
@@ -126,6 +129,9 @@ for _op in BROADCASTING:
         (_op, lambda n, a, b: _bias_through_reshape(n, b, a),
          lambda n, a, b: P("reshape", _binary(n, a, b.inputs[0]), shape=n.shape, loc=n.loc)),
     ]
+for _op in RESHAPES:
+    # squeeze(unsqueeze(x)) -> x, and any such pair that gives x's shape back
+    RULES.insert(0, (_op, lambda n, a: a.op in RESHAPES and a.inputs[0].shape == n.shape, lambda n, a: a.inputs[0]))
 for _op in UNARY:
     # f(expand(x)) -> expand(f(x)): f is elementwise
     RULES.append((_op, lambda n, a: a.op == "expand",
