@@ -6,7 +6,11 @@ Not folded: leaves and nodes without inputs (a `fill` stays a fill: folding it
 would store the whole tensor in the model), random draws, nodes holding a
 sub-graph, and results larger than their largest input and MAX_SIZE (the
 model would grow). A rule that fails or disagrees with the node's type leaves
-the node alone."""
+the node alone.
+
+A negation also moves into a one-entry float constant factor: -(c / x) ->
+(-c) / x and -(c x) -> (-c) x (exact: IEEE negation flips the sign bit), so
+the mean's backward 1/N under a loss's minus is one Div, not a Div and a Neg."""
 from __future__ import annotations
 
 import warnings
@@ -14,7 +18,7 @@ import warnings
 import numpy as np
 
 from ..ir.graph import subgraphs
-from ..ir.node import Node
+from ..ir.node import Node, apply, const
 from ..ir.types import NUMPY
 from ..ops.registry import get
 from .rewrite import rebuild
@@ -43,8 +47,18 @@ def _value(n: Node, ins) -> np.ndarray | None:
     return v
 
 
+def _signed_factor(n: Node, ins) -> bool:       # neg(c / x) or neg(c * x), c a one-entry float const
+    if n.op != "neg" or ins[0].op not in ("mul", "div"):
+        return False
+    c = ins[0].inputs[0]
+    return c.op == "const" and c.attrs["value"].size == 1 and c.dtype in ("f32", "f64")
+
+
 def fold(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
     def fn(n, ins):
+        if _signed_factor(n, ins):
+            q = ins[0]
+            return apply(q.op, const(-q.inputs[0].attrs["value"], q.inputs[0].dtype), q.inputs[1], loc=n.loc)
         if not _foldable(n, ins):
             return None
         v = _value(n, ins)

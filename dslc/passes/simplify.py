@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.node import Node, apply as P, const
+from ..ir.node import Node, apply as P
 from ..ir.registry import broadcast_shapes
 from .rewrite import rebuild
 
@@ -12,14 +12,6 @@ from .rewrite import rebuild
 def _const(n: Node, v: float) -> bool:
     return n.op == "const" and n.attrs["value"].size == 1 and float(n.attrs["value"].reshape(())) == v \
         or n.op == "fill" and n.attrs["value"] == v
-
-
-def _scalar_const(n: Node) -> bool:       # a one-entry float constant
-    return n.op == "const" and n.attrs["value"].size == 1 and n.dtype in ("f32", "f64")
-
-
-def _negated(c: Node) -> Node:
-    return const(-c.attrs["value"], c.dtype)
 
 
 def _keeps_order(shape, perm) -> bool:
@@ -73,9 +65,6 @@ RULES = [
     ("div", lambda n, a, b: _const(b, 1.0) and _same(a, n), lambda n, a, b: a),
     # --x -> x
     ("neg", lambda n, a: a.op == "neg", lambda n, a: a.inputs[0]),
-    # -(c / x) -> (-c) / x ; -(c x) -> (-c) x for a constant c (exact: IEEE negation is a sign flip)
-    ("neg", lambda n, a: a.op in ("div", "mul") and _scalar_const(a.inputs[0]),
-     lambda n, a: P(a.op, _negated(a.inputs[0]), a.inputs[1], loc=n.loc)),
     # reshape / expand to the same shape -> x
     ("reshape", lambda n, a: a.shape == n.shape, lambda n, a: a),
     # reshape(reshape(x)) -> reshape(x): neither moves data (squeeze and unsqueeze below too)
