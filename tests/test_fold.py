@@ -169,8 +169,9 @@ def test_negation_moves_into_a_constant_factor():
 
 
 def test_reshape_chains_collapse():
-    """squeeze(unsqueeze(x)) -> x (hs[-1] read off the final carry); reshape(reshape(x)) ->
-    reshape(x); a squeeze of a reshape to a new shape stays."""
+    """squeeze(unsqueeze(x)) -> x (hs[-1] read off the final carry), and any pair that gives
+    x's shape back; reshape(reshape(x)) -> reshape(x); an unsqueeze of a reshape to a new
+    shape stays."""
     from dslc.ir import Sym
     from dslc.passes.simplify import simplify
     B = Sym.var("B")

@@ -67,7 +67,7 @@ RULES = [
     ("neg", lambda n, a: a.op == "neg", lambda n, a: a.inputs[0]),
     # reshape / expand to the same shape -> x
     ("reshape", lambda n, a: a.shape == n.shape, lambda n, a: a),
-    # reshape(reshape(x)) -> reshape(x): neither moves data (squeeze and unsqueeze below too)
+    # reshape(r(x)) -> reshape(x) for r a reshape, squeeze or unsqueeze: none of them moves data
     ("reshape", lambda n, a: a.op in RESHAPES, lambda n, a: P("reshape", a.inputs[0], shape=n.shape, loc=n.loc)),
     ("expand", lambda n, a: a.shape == n.shape, lambda n, a: a),
     # expand(expand(x)) -> expand(x)
