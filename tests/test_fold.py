@@ -189,3 +189,16 @@ def test_reshape_chains_collapse():
     want, got = evaluate(ys, feeds), evaluate(r, feeds)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_a_broadcast_single_value_becomes_a_scalar():
+    """expand(x) of a one-entry x of rank > 0 broadcasts a rank-0 x: the values it feeds
+    (a mean's backward 1/N) stay scalars rather than [1] tensors."""
+    from dslc.ir import Sym
+    n, x = input_("n", TensorType("f32", ())), input_("x", TensorType("f32", (Sym.var("B"),)))
+    y = x * (P("expand", const([1.0]), shape=x.shape) / n)        # spread(1) / N, as mean's vjp
+    r = passes.optimize({"y": y})
+    text = Graph(r).print(locs=False)
+    assert "f32[1]" not in text, text
+    feeds = {"n": np.float32(4.0), "x": np.arange(3, dtype=np.float32)}
+    np.testing.assert_array_equal(evaluate(r, feeds)["y"], evaluate({"y": y}, feeds)["y"])

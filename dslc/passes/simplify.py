@@ -72,6 +72,9 @@ RULES = [
     ("expand", lambda n, a: a.shape == n.shape, lambda n, a: a),
     # expand(expand(x)) -> expand(x)
     ("expand", lambda n, a: a.op == "expand", lambda n, a: _expand(a.inputs[0], n)),
+    # expand(x) of a single value x of rank > 0 -> expand(reshape(x, ())): what it feeds stays a
+    # scalar (a [1] constant under Div(1, n) * c trips onnxruntime-web 1.30's DivMulFusion)
+    ("expand", lambda n, a: a.rank > 0 and _scalarish(a), lambda n, a: _expand(P("reshape", a, shape=(), loc=n.loc), n)),
     # unsqueeze / reshape of a broadcast single value -> one expand of it
     ("unsqueeze", lambda n, a: a.op == "expand" and _scalarish(a.inputs[0]) and a.inputs[0].rank <= n.rank,
      lambda n, a: _expand(a.inputs[0], n)),
