@@ -77,12 +77,33 @@ def lower_graph(outputs: dict[str, Node], inputs: list[Node], initializers: dict
     _rename(b.nodes, renamed)
     b.nodes.extend(copies)
     graph = helper.make_graph(
-        b.nodes, name,
+        live(b.nodes, [o.name for o in outs]), name,
         inputs=[value_info(n.attrs["name"], n.type) for n in inputs],
         outputs=outs,
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
         doc_string=doc)
     return graph
+
+
+def _reads(nd) -> set[str]:
+    """The names a node reads: its inputs and, through its sub-graphs, outer-scope names."""
+    names = set(nd.input)
+    for a in nd.attribute:
+        for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for sub in g.node:
+                names |= _reads(sub)
+    return names
+
+
+def live(nodes, outputs) -> list:
+    """The nodes the outputs need, in order: ONNX Runtime runs every node of a graph, used
+    or not (a rule's helper value a later rule did not take, say)."""
+    need, kept = set(outputs), []
+    for nd in reversed(nodes):
+        if any(o in need for o in nd.output if o):
+            kept.append(nd)
+            need |= _reads(nd)
+    return kept[::-1]
 
 
 def _rename(nodes, renamed: dict[str, str]) -> None:
@@ -164,8 +185,8 @@ def lower_subgraph(b: OnnxBuilder, outputs: list[Node], inputs: list[Node], oute
         oname = sub.fresh("out")
         sub.nodes.append(helper.make_node("Identity", [names[n.id]], [oname]))
         outs.append(value_info(oname, n.type))
-    return helper.make_graph(sub.nodes, name, inputs=[value_info(names[n.id], n.type) for n in inputs],
-                             outputs=outs)
+    return helper.make_graph(live(sub.nodes, [o.name for o in outs]), name,
+                             inputs=[value_info(names[n.id], n.type) for n in inputs], outputs=outs)
 
 
 def make_model(graph: onnx.GraphProto, metadata: dict[str, str] | None = None, doc: str = "") -> onnx.ModelProto:
