@@ -339,12 +339,12 @@ def _col2im_onnx(b, cols, kernel, strides, pads, dilations, image):
         e = np.zeros((c, taps, c) + tuple(kernel), dtype=NUMPY[cols.dtype])
         for t, tap in enumerate(np.ndindex(*kernel)):
             e[(np.arange(c), t, np.arange(c)) + tap] = 1
-        x4 = TensorType(cols.dtype, shape)
-        out = _im2col_shape([x4], kernel, strides, pads, dilations)
-        spatial = _conv_shape([x4, TensorType(cols.dtype, (1, c) + tuple(kernel))], strides, pads, dilations).shape[2:]
-        g = b.Reshape(cols, b.dims((shape[0], out.shape[1]) + tuple(spatial)))
-        out_pad = _transpose_pad(shape, (shape[0], out.shape[1]) + tuple(spatial), (out.shape[1], c) + tuple(kernel),
-                                 strides, pads, dilations)
+        ck = cols.shape[1]                                  # C K: the one-hot kernel's input channels
+        spatial = _conv_shape([TensorType(cols.dtype, shape), TensorType(cols.dtype, (1, c) + tuple(kernel))],
+                              strides, pads, dilations).shape[2:]
+        g_shape = (shape[0], ck) + tuple(spatial)
+        g = b.Reshape(cols, b.dims(g_shape))
+        out_pad = _transpose_pad(shape, g_shape, (ck, c) + tuple(kernel), strides, pads, dilations)
         return b.ConvTranspose(g, b.tensor_const(e.reshape((c * taps, c) + tuple(kernel))), strides=list(strides),
                                dilations=list(dilations), output_padding=list(out_pad), pads=onnx_pads(pads))
     image, kernel = list(image), list(kernel)
