@@ -43,15 +43,17 @@ def test_forward_conv_reads_the_weight_gradients_patches():
     assert ops.count("im2col") == 2 and "conv" not in ops
     # the ONNX Convs left are the im2cols themselves: grouped Convs (group = C) with the
     # constant one-hot kernel E[(c, t), 0, t'] = [t = t'] (ops/nn.py _im2col_onnx); the
-    # one-channel input's runs as 3-D over a unit axis
+    # one-channel input's runs as 3-D over a unit axis. Each conv is followed by 2 x 2
+    # pooling, so its patches are those of the 6 x 6, stride-2 conv of passes/convpool.py
     consts = {o: n for n in c.training.graph.node if n.op_type == "Constant" for o in n.output}
     convs = [n for n in c.training.graph.node if n.op_type == "Conv"]
     assert len(convs) == 2
     for conv, ch in zip(convs, (1, 6)):
         e = onnx.numpy_helper.to_array(consts[conv.input[1]].attribute[0].t)
-        assert e.shape == (25 * ch, 1) + (1,) * (ch == 1) + (5, 5)
+        assert e.shape == (36 * ch, 1) + (1,) * (ch == 1) + (6, 6)
         assert {a.name: a.i for a in conv.attribute}.get("group", 1) == ch
-        assert np.array_equal(e.reshape(ch, 25, 25), np.broadcast_to(np.eye(25), (ch, 25, 25)))
+        assert list({a.name: a.ints for a in conv.attribute}["strides"])[-2:] == [2, 2]
+        assert np.array_equal(e.reshape(ch, 36, 36), np.broadcast_to(np.eye(36), (ch, 36, 36)))
     assert all(len(n.output) == 1 for n in c.training.graph.node if n.op_type == "MaxPool")
     assert "Conv" in [n.op_type for n in c.evaluation.graph.node]
 

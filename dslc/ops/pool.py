@@ -126,6 +126,8 @@ def _grad_disjoint(b, x, g, kernel):
         xc = b.Slice(x, b.ints([0] * nsp), b.ints(whole[2:]), b.ints(range(2, 2 + nsp)))
     taps, shape = [xc], whole
     for ax, k in enumerate(kernel):
+        if k == 1:                     # a window one entry wide along ax: nothing to cut
+            continue
         nxt = []
         for t in taps:
             parts, new_shape = _split_tap(b, t, shape, ax, k)
@@ -141,6 +143,8 @@ def _grad_disjoint(b, x, g, kernel):
     # interleave: innermost window axis first, [.., O, k] -> [.., O k]
     for ax in reversed(range(len(kernel))):
         k = kernel[ax]
+        if k == 1:
+            continue
         shape = tuple(shape[:2 + ax]) + (shape[2 + ax] * k,) + tuple(shape[3 + ax:])
         merged = []
         for i in range(0, len(ds), k):

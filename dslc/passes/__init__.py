@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from .convpool import conv_pool
 from .convs import conv_patches
 from .cse import cse
 from .fold import fold
@@ -19,7 +20,7 @@ from .windows import windows
 PIPELINE = (unroll_short, merge_scans, prune_scans, last_steps, hoist_scans, pool_before_relu, simplify, fold,
             windows, cse, conv_patches)
 # on the forward graph before differentiation, so BPTT differentiates the hoisted loop
-FORWARD = (unroll_short, last_steps, hoist_scans, pool_before_relu)
+FORWARD = (unroll_short, last_steps, hoist_scans, pool_before_relu, conv_pool)
 _AFTER_EACH: list = []      # checks run on the roots after every pass (tests lint here)
 
 
@@ -47,6 +48,6 @@ def optimize(roots, passes=PIPELINE, max_rounds: int = 10):
     return roots
 
 
-__all__ = ["conv_patches", "cse", "fold", "hoist_scans", "last_steps", "merge_scans", "prune_scans",
+__all__ = ["conv_patches", "conv_pool", "cse", "fold", "hoist_scans", "last_steps", "merge_scans", "prune_scans",
            "pool_before_relu", "simplify", "specialize", "unroll", "unroll_short", "windows", "optimize", "PIPELINE", "FORWARD",
            "check_after_each_pass"]

@@ -1,0 +1,94 @@
+"""A conv followed by disjoint max pooling, as one strided conv over the pool's
+taps (one rule; training graphs only, passes.FORWARD):
+
+    max_pool(conv(x, w) + b, k)  ->  reshape(max_pool(reshape(conv(x, w_k, stride k)) + b, (k k, 1)))
+
+for a stride-1, dilation-1 conv and pool windows k = (p, q) that tile the image.
+Window tap s = (i, j) of pooled position y reads conv position k y + s, that is
+x's patch at k y + s: the conv with the kernel w shifted by s inside a
+(kh + p - 1) x (kw + q - 1) window, at stride k:
+
+    w_k[(o, s), c, u] = w[o, c, u - s]     (zero outside w)
+    z[n, (o, s), y]   = conv(x, w)[n, o, k y + s]
+
+so the pool reduces over the p q taps of an axis next to the positions: a
+(p q, 1) window of [N, O, p q, Y]. Same taps in the same order (first maximum
+wins, as before), same products (w_k's extra entries are exact zeros).
+
+Why: the pooling gradient then cuts and joins contiguous runs instead of
+de-interleaving every other entry (the tap split and merge of ops/pool.py on the
+full-size image), and the patches the weight gradient reads (ops/nn.py _conv_dw,
+passes/convs.py) hold (kh + p - 1)(kw + q - 1) entries per pooled position
+instead of kh kw p q: 36 against 100 for 5 x 5 convs under 2 x 2 pooling."""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from ..ir import dims as D
+from ..ir.graph import Graph
+from ..ir.node import Node, apply as P, const
+from ..ir.types import NUMPY
+from .rewrite import rebuild
+
+
+OUT_MAX = 16
+
+
+def _shifted_kernel(w: Node, p: int, q: int, loc) -> Node:
+    """[O, C, kh, kw] -> [O p q, C, kh + p - 1, kw + q - 1], output channel (o, i, j)
+    holding w at offset (i, j): one matmul with the 0/1 placement E[t, (s, u)] = [u = t + s]
+    (each entry one w times 1: exact), then [O, C, s, u] -> [O, s, C, u]."""
+    o, c, kh, kw = w.shape
+    big = (kh + p - 1, kw + q - 1)
+    e = np.zeros((kh, kw, p, q) + big, dtype=NUMPY[w.dtype])
+    for ty, tx, i, j in np.ndindex(kh, kw, p, q):
+        e[ty, tx, i, j, ty + i, tx + j] = 1
+    placed = P("reshape", w, shape=(o * c, kh * kw), loc=loc) @ const(e.reshape(kh * kw, -1), w.dtype)
+    placed = P("reshape", placed, shape=(o, c, p * q, big[0] * big[1]), loc=loc)
+    placed = P("transpose", placed, perm=(0, 2, 1, 3), loc=loc)
+    return P("reshape", placed, shape=(o * p * q, c) + big, loc=loc)
+
+
+def _match(n: Node, z: Node, uses):
+    """(conv, bias or None) when n = max_pool(conv(x, w) [+ b]) fits the rule and
+    nothing else reads the conv (or the sum)."""
+    kernel, strides = tuple(n.attrs["kernel"]), tuple(n.attrs["strides"])
+    if len(kernel) != 2 or kernel != strides or kernel == (1, 1):
+        return None
+    conv, bias = z, None
+    if z.op == "add" and z.inputs[0].op == "conv" and len(z.inputs[1].shape) == 3:
+        conv, bias = z.inputs
+        if tuple(bias.shape) != (conv.shape[1], 1, 1) or bias.dtype != conv.dtype or uses[z.id] > 1:
+            return None
+    if conv.op != "conv" or uses[conv.id] > 1 or tuple(conv.attrs["strides"]) != (1, 1) or tuple(conv.attrs["dilations"]) != (1, 1):
+        return None
+    x, w = conv.inputs
+    if not all(isinstance(d, int) for d in tuple(w.shape) + tuple(x.shape[1:])) or w.shape[0] > OUT_MAX:
+        return None
+    return conv, bias
+
+
+def conv_pool(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
+    uses = collections.Counter(r.id for r in roots.values())
+    for n in Graph(roots).order():
+        uses.update(i.id for i in n.inputs)
+
+    def fn(n, ins):
+        if n.op != "max_pool" or not uses[n.id] or _match(n, n.inputs[0], uses) is None:   # top level only
+            return None
+        conv, bias = _match(n, ins[0], collections.Counter())
+        x, w = conv.inputs
+        p, q = n.attrs["kernel"]
+        wk = _shifted_kernel(w, p, q, conv.loc)
+        z = P("conv", x, wk, strides=(p, q), pads=conv.attrs["pads"], dilations=(1, 1), loc=conv.loc)
+        if tuple(z.shape[2:]) != tuple(n.shape[2:]):
+            return None
+        nb, o = n.shape[0], w.shape[0]
+        z = P("reshape", z, shape=(nb, o, p * q, D.mul(n.shape[2], n.shape[3])), loc=conv.loc)
+        if bias is not None:
+            z = P("add", z, bias, loc=ins[0].loc)
+        y = P("max_pool", z, kernel=(p * q, 1), strides=(p * q, 1), loc=n.loc)
+        return P("reshape", y, shape=n.shape, loc=n.loc)
+    return rebuild(roots, fn)
