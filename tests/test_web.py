@@ -310,15 +310,16 @@ def test_every_specs_graphs_open_in_onnxruntime_web(tmp_path):
     """The three graphs of every model with a train block open in onnxruntime-web's WASM
     backend. Its graph optimizer is not the native one's: a [1]-shaped 1 in Div(1, n) * c
     (a mean's backward) made its DivMulFusion fail on four specs while Node and Python ran
-    them (docs/web.md's table)."""
+    them (docs/web.md's table). bench/specs' too: W2's training graph is the one that takes
+    passes/convpool.py's rule."""
     files = []
-    for spec in sorted((ROOT / "specs").glob("*.dl")):
+    for spec in sorted((ROOT / "specs").glob("*.dl")) + sorted((ROOT / "bench" / "specs").glob("*.dl")):
         prog = dslc.load(str(spec))
         for name in prog.trains:
             c = dslc.compile(prog, name)
             for role, m in (("train", c.training), ("evaluation", c.evaluation), ("inference", c.inference)):
                 if m is not None:
-                    f = tmp_path / f"{name}.{role}.onnx"
+                    f = tmp_path / f"{spec.parent.name}.{spec.stem}.{name}.{role}.onnx"
                     f.write_bytes(m.SerializeToString())
                     files.append(str(f))
     r = subprocess.run(["node", str(ROOT / "web" / "wasm_load.mjs"), *files], capture_output=True, text=True,
