@@ -69,7 +69,9 @@ def _match(n: Node, z: Node, uses):
         conv, bias = z.inputs
         if tuple(bias.shape) != (conv.shape[1], 1, 1) or bias.dtype != conv.dtype or uses[z.id] > 1:
             return None
-    if conv.op != "conv" or uses[conv.id] > 1 or tuple(conv.attrs["strides"]) != (1, 1) or tuple(conv.attrs["dilations"]) != (1, 1):
+    if conv.op != "conv" or uses[conv.id] > 1:
+        return None
+    if tuple(conv.attrs["strides"]) != (1, 1) or tuple(conv.attrs["dilations"]) != (1, 1):
         return None
     x, w = conv.inputs
     if not all(isinstance(d, int) for d in tuple(w.shape) + tuple(x.shape[1:])) or w.shape[0] > OUT_MAX:
