@@ -214,6 +214,10 @@ ROWS = [
                                                strides=(3, 2)), In(("B", 2, 7, 4), "i64", "int:2"), f(("B", 2, 2, 2))),
     R("max_pool_grad_ties_1d", lambda x, g: P("max_pool_grad", P("cast", x, dtype=g.dtype), g, kernel=(3,),
                                               strides=(3,)), In((2, 2, 10), "i64", "int:2"), f((2, 2, 3))),
+    # a window spanning one axis, one entry wide on the other (passes/convpool.py's (p q, 1) pool)
+    R("max_pool_column", lambda x: P("max_pool", x, kernel=(4, 1), strides=(4, 1)), f((2, 3, 4, 5))),
+    R("max_pool_grad_ties_4x1", lambda x, g: P("max_pool_grad", P("cast", x, dtype=g.dtype), g, kernel=(4, 1),
+                                               strides=(4, 1)), In(("B", 3, 4, 5), "i64", "int:2"), f(("B", 3, 1, 5))),
     R("max_pool_grad_overlap", lambda x, g: P("max_pool_grad", x, g, kernel=(3, 3), strides=(1, 1)),
       f((1, 2, 5, 4)), f((1, 2, 3, 2))),
     R("max_pool_pick", lambda x, h: P("max_pool_pick", x, h, kernel=(2, 2), strides=(1, 2)),

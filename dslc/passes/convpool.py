@@ -33,7 +33,6 @@ import collections
 
 import numpy as np
 
-from ..ir import dims as D
 from ..ir.graph import Graph
 from ..ir.node import Node, apply as P, const
 from ..ir.types import NUMPY
@@ -58,16 +57,16 @@ def _shifted_kernel(w: Node, p: int, q: int, loc) -> Node:
     return P("reshape", placed, shape=(o * p * q, c) + big, loc=loc)
 
 
-def _match(n: Node, z: Node, uses):
-    """(conv, bias or None) when n = max_pool(conv(x, w) [+ b]) fits the rule and
-    nothing else reads the conv (or the sum)."""
+def _match(n: Node, uses) -> tuple[bool, Node] | None:
+    """(has a bias, conv) when n = max_pool(conv(x, w) [+ b]) fits the rule and nothing
+    else reads the conv (or the sum)."""
     kernel, strides = tuple(n.attrs["kernel"]), tuple(n.attrs["strides"])
     if len(kernel) != 2 or kernel != strides or kernel == (1, 1):
         return None
-    conv, bias = z, None
-    if z.op == "add" and z.inputs[0].op == "conv" and len(z.inputs[1].shape) == 3:
-        conv, bias = z.inputs
-        if tuple(bias.shape) != (conv.shape[1], 1, 1) or bias.dtype != conv.dtype or uses[z.id] > 1:
+    conv, bias = n.inputs[0], None
+    if conv.op == "add" and conv.inputs[0].op == "conv" and uses[conv.id] == 1:
+        conv, bias = conv.inputs
+        if tuple(bias.shape) != (conv.shape[1], 1, 1) or bias.dtype != conv.dtype:
             return None
     if conv.op != "conv" or uses[conv.id] > 1:
         return None
@@ -76,26 +75,26 @@ def _match(n: Node, z: Node, uses):
     x, w = conv.inputs
     if not all(isinstance(d, int) for d in tuple(w.shape) + tuple(x.shape[1:])) or w.shape[0] > OUT_MAX:
         return None
-    return conv, bias
+    return bias is not None, conv
 
 
 def conv_pool(roots: dict[str, Node]) -> tuple[dict[str, Node], bool]:
-    uses = collections.Counter(r.id for r in roots.values())
+    uses = collections.Counter(r.id for r in roots.values())     # readers in the top-level graph
     for n in Graph(roots).order():
         uses.update(i.id for i in n.inputs)
 
     def fn(n, ins):
-        if n.op != "max_pool" or not uses[n.id] or _match(n, n.inputs[0], uses) is None:   # top level only
+        m = _match(n, uses) if n.op == "max_pool" and uses[n.id] else None     # top level only
+        if m is None:
             return None
-        conv, bias = _match(n, ins[0], collections.Counter())
-        x, w = conv.inputs
+        biased, conv = m
+        z, bias = (ins[0].inputs[0], ins[0].inputs[1]) if biased else (ins[0], None)   # the rebuilt conv
+        x, w = z.inputs
         p, q = n.attrs["kernel"]
-        wk = _shifted_kernel(w, p, q, conv.loc)
-        z = P("conv", x, wk, strides=(p, q), pads=conv.attrs["pads"], dilations=(1, 1), loc=conv.loc)
-        if tuple(z.shape[2:]) != tuple(n.shape[2:]):
-            return None
-        nb, o = n.shape[0], w.shape[0]
-        z = P("reshape", z, shape=(nb, o, p * q, D.mul(n.shape[2], n.shape[3])), loc=conv.loc)
+        # the stride-k conv's output is the pooled size: floor((S - kh + 1) / p) either way
+        z = P("conv", x, _shifted_kernel(w, p, q, conv.loc), strides=(p, q), pads=conv.attrs["pads"],
+              dilations=(1, 1), loc=conv.loc)
+        z = P("reshape", z, shape=(n.shape[0], w.shape[0], p * q, n.shape[2] * n.shape[3]), loc=conv.loc)
         if bias is not None:
             z = P("add", z, bias, loc=ins[0].loc)
         y = P("max_pool", z, kernel=(p * q, 1), strides=(p * q, 1), loc=n.loc)
