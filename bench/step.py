@@ -10,9 +10,11 @@ W3  LSTM T = 32, in 64, hidden 128, batch 32   bench/specs/w3_lstm.dl
 For each workload the torch model starts from dslc's initial weights and both
 run 5 steps on the same batches; the losses must agree within 1e-4. Then the
 systems are timed interleaved in this one process: in each round every system
-runs one block of steps (the order rotates per round), after untimed warm-up
-steps (a quarter of the block, at least 5: a system's first steps after another
-system's block are slow); a block's ms/step is its wall time over its timed
+runs one block of steps (the order rotates per round), once no other thread of
+the process has run for 30 ms (thread pools spin on after their last step:
+onnxruntime's for ~60 ms) and after untimed warm-up steps (a quarter of the
+block, at least 5: a system's first steps after another system's block are
+slow); a block's ms/step is its wall time over its timed
 steps, and the table shows the median over rounds. Blocks
 in which other processes used more than 10% of the machine's CPU (read from
 /proc/stat against this process's own CPU time) are flagged with `*`, and the
@@ -36,6 +38,7 @@ import collections
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,6 +231,47 @@ def _busy_jiffies() -> int:
     return sum(vals) - vals[3] - vals[4]     # all but idle and iowait
 
 
+def _other_threads_jiffies() -> int | None:
+    """CPU time (clock ticks) of this process's threads other than the calling one; None off Linux."""
+    me = threading.get_native_id()
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if int(tid) == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:      # the thread ended
+            continue
+        total += int(fields[11]) + int(fields[12])      # utime + stime
+    return total
+
+
+def settle(limit: float = 1.0, quiet: float = 0.03) -> float:
+    """Wait until no other thread of this process has run for `quiet` seconds (at most
+    `limit`); returns the seconds waited. A system's thread pool spins on after its last
+    step: onnxruntime's intra-op workers for about 60 ms on round 9's machine, holding a
+    core through the next system's warm-up and into its timed block."""
+    t0 = time.perf_counter()
+    prev = _other_threads_jiffies()
+    if prev is None:
+        time.sleep(min(limit, 0.1))
+        return time.perf_counter() - t0
+    still = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        time.sleep(0.01)
+        cur = _other_threads_jiffies()
+        if cur != prev:
+            prev, still = cur, time.perf_counter()
+        elif time.perf_counter() - still >= quiet:
+            break
+    return time.perf_counter() - t0
+
+
 def timed_block(system, data, steps: int, sync=None, warm: int = 0) -> tuple[float, float]:
     """(ms per step, share of the machine other processes used during the block), after
     `warm` untimed steps: the first steps after another system ran are slow (its thread
@@ -305,6 +349,8 @@ def main(argv=None) -> int:
     ap.add_argument("--block", type=float, default=0.4, help="target seconds per block")
     ap.add_argument("--warm", type=float, default=0.25,
                     help="untimed warm-up steps before each block, as a share of it (at least 5; 0: none)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="start each block at once, without waiting for the last system's threads to stop")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads for ORT and torch")
     ap.add_argument("--only", default="", help="comma-separated workloads (W1,W1b,W2,W3)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (needs onnxruntime-gpu and torch CUDA)")
@@ -358,10 +404,17 @@ def main(argv=None) -> int:
         steps = max(3, int(1e3 * a.block / max(per.values())))
         warm = max(WARM_MIN, int(steps * a.warm)) if a.warm > 0 else 0
         times = {nm: [] for nm in systems}
+        waits = {nm: [] for nm in systems}     # settling time after each system's block
         order = list(systems)
+        prev = None
         for r in range(a.rounds):
             for nm in order[r % len(order):] + order[:r % len(order)]:
+                if not a.no_settle:
+                    w = settle()
+                    if prev is not None:
+                        waits[prev].append(w)
                 times[nm].append(timed_block(systems[nm], data, steps, sync, warm))
+                prev = nm
         med = {}
         for nm, blocks in times.items():
             clean = [ms for ms, other in blocks if other <= 0.10]
@@ -371,6 +424,9 @@ def main(argv=None) -> int:
         best_nm = "torch eager" if med["torch eager"][0] <= med["torch fused"][0] else "torch fused"
         paired = {nm: paired_ratios(times[nm], times[best_nm]) for nm in ("dslc Trainer", "dslc raw")}
         rows.append((wl, med, best_torch, steps, systems["torch fused"].how, paired))
+        if not a.no_settle:
+            print(f"  {wl} settled after each block (median / max ms): " + ", ".join(
+                f"{nm} {1e3 * statistics.median(w):.0f} / {1e3 * max(w):.0f}" for nm, w in waits.items() if w))
         if a.counts:
             cnt = node_counts(c)
             print(f"  {wl} training graph: {sum(cnt.values())} ONNX nodes: "
