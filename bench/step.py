@@ -261,23 +261,23 @@ def settle(limit: float = 1.0, quiet: float = 0.03) -> float:
     if prev is None:
         time.sleep(min(limit, 0.1))
         return time.perf_counter() - t0
-    still = time.perf_counter()
-    while time.perf_counter() - t0 < limit:
+    now = still = t0
+    while now - t0 < limit:
         time.sleep(0.01)
-        cur = _other_threads_jiffies()
+        cur, now = _other_threads_jiffies(), time.perf_counter()
         if cur != prev:
-            prev, still = cur, time.perf_counter()
-        elif time.perf_counter() - still >= quiet:
+            prev, still = cur, now
+        elif now - still >= quiet:
             break
-    return time.perf_counter() - t0
+    return now - t0
 
 
 def timed_block(system, data, steps: int, sync=None, warm: int = 0) -> tuple[float, float]:
     """(ms per step, share of the machine other processes used during the block), after
     `warm` untimed steps: the first steps after another system ran are slow (its thread
-    pool still holds the cores, ours is parked; W3 measured 11-15 ms for raw's first 5
-    steps after the Trainer's block against 7.5 steady), and only torch eager -> torch
-    fused, which share one OpenMP pool, would escape that cost."""
+    pool held the cores, ours is parked and its caches cold; W3 measured 11-15 ms for raw's
+    first 5 steps after the Trainer's block against 7.5 steady). settle() before the block
+    waits out the other pool's spinning; the warm-up covers the rest."""
     for i in range(warm):
         system.step(data[i % len(data)])
     if sync and warm:

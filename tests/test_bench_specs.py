@@ -3,6 +3,8 @@ ONNX checker and run one training step; bench/step.py imports without torch."""
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +51,6 @@ def test_paired_ratios_pair_blocks_round_by_round_and_drop_flagged_rounds():
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
 def test_settle_waits_while_another_thread_of_the_process_runs():
-    import threading
-    import time
     stop = time.perf_counter() + 0.25
 
     def spin():
