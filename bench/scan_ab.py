@@ -6,6 +6,7 @@ Runtime, interleaved with earlier saved graphs and with eager PyTorch
     python bench/scan_ab.py --save NAME            # compile this tree, keep /tmp/scan_ab/NAME.onnx
     python bench/scan_ab.py A.onnx B.onnx --torch  # interleaved blocks, median ms/step
     python bench/scan_ab.py --profile B.onnx       # ORT profiler: time by op type
+    python bench/scan_ab.py --parts B.onnx         # each Scan / GEMM of the step alone, as a sub-model
 
 Measured 2026-12-02 08:48 UTC, load average 0.2 (quiet), 9 rounds x 10 steps, 2 threads:
 before the scan passes 13.00 ms/step (3.11x torch), after 6.95 ms/step (1.66x), torch
@@ -135,12 +136,112 @@ def profile(model: onnx.ModelProto, steps: int = 30) -> None:
         print(f"  {op:<20} {us / steps / 1e3:8.3f} ms/step  {100 * us / tot:5.1f}%")
 
 
+# -- the step's heavy nodes alone ---------------------------------------------------------
+HEAVY = ("Scan", "Loop", "MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+def _outer_refs(g: onnx.GraphProto) -> set[str]:
+    """Names a sub-graph reads from the enclosing graphs (inputs it neither declares nor makes)."""
+    refs, bound = set(), {i.name for i in g.input} | {t.name for t in g.initializer}
+    for n in g.node:
+        refs |= {i for i in n.input if i and i not in bound}
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                refs |= _outer_refs(a.g) - bound
+        bound |= set(n.output)
+    return refs
+
+
+def step_values(model: onnx.ModelProto, batch: dict) -> dict[str, np.ndarray]:
+    """Every top-level value of one training step from the initial state, by name."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for n in m.graph.node:
+        m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(o) for o in n.output if o and o not in have)
+        have |= set(n.output)
+    loop = OrtLoop(m)
+    names = [o.name for o in loop.sess.get_outputs()]
+    feed = {**batch, **loop.state, **loop.hyper}
+    vals = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    vals.update(feed)
+    vals.update(zip(names, loop.sess.run(names, feed)))
+    return vals
+
+
+def node_model(model: onnx.ModelProto, node: onnx.NodeProto, vals: dict) -> tuple[onnx.ModelProto, dict]:
+    """(a model of `node` alone, its feed): the node's inputs and the names its bodies
+    read from outside become graph inputs, fed the values of the real step."""
+    ins = list(dict.fromkeys(i for i in node.input if i))
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            ins += sorted(_outer_refs(a.g) - set(ins))
+    h = onnx.helper
+    g = h.make_graph([node], "part", [h.make_tensor_value_info(i, h.np_dtype_to_tensor_dtype(vals[i].dtype),
+                                                               vals[i].shape) for i in ins],
+                     [h.make_empty_tensor_value_info(o) for o in node.output if o])
+    m = h.make_model(g, opset_imports=model.opset_import)
+    m.ir_version = model.ir_version
+    return m, {i: vals[i] for i in ins}
+
+
+def _bench_step():
+    """bench/step.py as a module (this script runs from anywhere, and under pytest)."""
+    import importlib.util
+    if "bench_step" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_step", ROOT / "bench" / "step.py")
+        sys.modules["bench_step"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["bench_step"])
+    return sys.modules["bench_step"]
+
+
+def _session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.add_session_config_entry("session.set_denormal_as_zero", "1")
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _times_us(run, reps: int) -> tuple[float, float]:
+    _bench_step().settle()           # wait until onnxruntime's workers stop spinning
+    for _ in range(3):
+        run()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        run()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e6, min(ts) * 1e6        # the minimum: what the host's bursts leave
+
+
+def parts(model: onnx.ModelProto, threads: int = 2, reps: int = 50, ops=HEAVY,
+          batch: dict | None = None) -> list[tuple[str, str, tuple]]:
+    """[(op, first output, (median us, minimum us))]: the whole step (plain run from the initial
+    state, on `batch`, by default one of this script's LSTM batches), then each top-level node
+    with an op in `ops` alone. What the whole step spends beyond their sum is the small ops
+    between them and Run's own cost."""
+    batch = batch if batch is not None else batches(1)[0]
+    vals = step_values(model, batch)
+    loop = OrtLoop(model, threads)                   # its state and names; timed with spinning on, as below
+    feed = {**batch, **loop.state, **loop.hyper}
+    whole = _session(model, threads)
+    out = [("step", "", _times_us(lambda: whole.run(loop.outs, feed), reps))]
+    for n in model.graph.node:
+        if n.op_type in ops:
+            m, f = node_model(model, n, vals)
+            s = _session(m, threads)
+            out.append((n.op_type, n.output[0], _times_us(lambda: s.run(None, f), reps)))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("graphs", nargs="*", help="saved training graphs to compare (A B ...)")
     ap.add_argument("--save", help="compile this tree and save it as /tmp/scan_ab/NAME.onnx")
     ap.add_argument("--torch", action="store_true", help="also time eager PyTorch")
     ap.add_argument("--profile", help="ORT profile of this saved graph")
+    ap.add_argument("--parts", help="time the step of this saved graph and each of its Scans and GEMMs alone")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--block", type=int, default=20)
     a = ap.parse_args(argv)
@@ -154,6 +255,14 @@ def main(argv=None) -> int:
         print(f"{a.save}: {top} top-level nodes, {tot} with bodies; {dict(ops.most_common(12))}")
     if a.profile:
         profile(onnx.load(a.profile))
+    if a.parts:
+        print(f"load before: {os.getloadavg()}")
+        rows = parts(onnx.load(a.parts), reps=a.block * 5)
+        print(f"  {'':<33} {'median':>9} {'minimum':>9} us")
+        for op, name, (med, low) in rows:
+            print(f"  {op:<8} {name:<24} {med:9.1f} {low:9.1f}")
+        rest = [rows[0][2][k] - sum(r[2][k] for r in rows[1:]) for k in (0, 1)]
+        print(f"  {'the rest (small ops, Run)':<33} {rest[0]:9.1f} {rest[1]:9.1f}")
     if a.graphs or a.torch:
         systems = {Path(g).stem: OrtLoop(onnx.load(g)) for g in a.graphs}
         if a.torch:

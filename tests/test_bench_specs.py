@@ -82,3 +82,24 @@ def test_lowerings_ort_runs_fast_are_the_ones_emitted():
     assert "Col2Im" in w2 and "ConvTranspose" not in w2
     w3 = _ops(step.compile_workload("W3").training.graph)
     assert w3.count("body:Split") == 1 and "body:Slice" not in w3 and w3.count("body:Sigmoid") == 3
+
+
+def test_scan_ab_parts_rebuild_each_node_faithfully():
+    """bench/scan_ab.py --parts times a step's Scans and GEMMs alone: each sub-model,
+    fed the values of a real step (outer names its body reads included), must
+    compute what that node computed inside the whole step."""
+    spec = importlib.util.spec_from_file_location("bench_scan_ab", ROOT / "bench" / "scan_ab.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    model = step.compile_workload("W3").training
+    vals = ab.step_values(model, ab.batches(1)[0])
+    heavy = [n for n in model.graph.node if n.op_type in ab.HEAVY]
+    assert {n.op_type for n in heavy} == {"Scan", "MatMul"}
+    for n in heavy:
+        m, feed = ab.node_model(model, n, vals)
+        got = ab._session(m, 1).run(None, feed)
+        for name, v in zip([o for o in n.output if o], got):
+            np.testing.assert_allclose(v, vals[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    rows = ab.parts(model, threads=1, reps=2)
+    assert rows[0][0] == "step" and len(rows) == 1 + len(heavy)
+    assert all(0 < low <= med for _, _, (med, low) in rows)
