@@ -54,11 +54,12 @@ def op_counts(model: onnx.ModelProto) -> tuple[int, int, collections.Counter]:
 class OrtLoop:
     """The raw training loop: carried outputs fed back as inputs."""
 
-    def __init__(self, model: onnx.ModelProto, threads: int = 2, profile: bool = False):
+    def __init__(self, model: onnx.ModelProto, threads: int = 2, profile: bool = False, spin: bool = False):
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
         so.add_session_config_entry("session.set_denormal_as_zero", "1")
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")   # no spinning into torch's blocks
+        if not spin:                 # no spinning into torch's blocks (parts() settles instead)
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         so.enable_profiling = profile
         self.sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -140,18 +141,6 @@ def profile(model: onnx.ModelProto, steps: int = 30) -> None:
 HEAVY = ("Scan", "Loop", "MatMul", "Gemm", "Conv", "ConvTranspose")
 
 
-def _outer_refs(g: onnx.GraphProto) -> set[str]:
-    """Names a sub-graph reads from the enclosing graphs (inputs it neither declares nor makes)."""
-    refs, bound = set(), {i.name for i in g.input} | {t.name for t in g.initializer}
-    for n in g.node:
-        refs |= {i for i in n.input if i and i not in bound}
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                refs |= _outer_refs(a.g) - bound
-        bound |= set(n.output)
-    return refs
-
-
 def step_values(model: onnx.ModelProto, batch: dict) -> dict[str, np.ndarray]:
     """Every top-level value of one training step from the initial state, by name."""
     m = onnx.ModelProto()
@@ -172,10 +161,11 @@ def step_values(model: onnx.ModelProto, batch: dict) -> dict[str, np.ndarray]:
 def node_model(model: onnx.ModelProto, node: onnx.NodeProto, vals: dict) -> tuple[onnx.ModelProto, dict]:
     """(a model of `node` alone, its feed): the node's inputs and the names its bodies
     read from outside become graph inputs, fed the values of the real step."""
+    from dslc.onnx_import.importer import outer_names
     ins = list(dict.fromkeys(i for i in node.input if i))
     for a in node.attribute:
         if a.type == onnx.AttributeProto.GRAPH:
-            ins += sorted(_outer_refs(a.g) - set(ins))
+            ins += sorted(outer_names(a.g) - set(ins))
     h = onnx.helper
     g = h.make_graph([node], "part", [h.make_tensor_value_info(i, h.np_dtype_to_tensor_dtype(vals[i].dtype),
                                                                vals[i].shape) for i in ins],
@@ -193,14 +183,6 @@ def _bench_step():
         sys.modules["bench_step"] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules["bench_step"])
     return sys.modules["bench_step"]
-
-
-def _session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.set_denormal_as_zero", "1")
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def _times_us(run, reps: int) -> tuple[float, float]:
@@ -221,16 +203,16 @@ def parts(model: onnx.ModelProto, threads: int = 2, reps: int = 50, ops=HEAVY,
     state, on `batch`, by default one of this script's LSTM batches), then each top-level node
     with an op in `ops` alone. What the whole step spends beyond their sum is the small ops
     between them and Run's own cost."""
+    from dslc_runtime.session import make_session
     batch = batch if batch is not None else batches(1)[0]
     vals = step_values(model, batch)
-    loop = OrtLoop(model, threads)                   # its state and names; timed with spinning on, as below
+    loop = OrtLoop(model, threads, spin=True)        # spinning on, as in the sub-models' sessions
     feed = {**batch, **loop.state, **loop.hyper}
-    whole = _session(model, threads)
-    out = [("step", "", _times_us(lambda: whole.run(loop.outs, feed), reps))]
+    out = [("step", "", _times_us(lambda: loop.sess.run(loop.outs, feed), reps))]
     for n in model.graph.node:
         if n.op_type in ops:
             m, f = node_model(model, n, vals)
-            s = _session(m, threads)
+            s = make_session(m, "cpu", threads)
             out.append((n.op_type, n.output[0], _times_us(lambda: s.run(None, f), reps)))
     return out
 

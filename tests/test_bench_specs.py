@@ -95,9 +95,10 @@ def test_scan_ab_parts_rebuild_each_node_faithfully():
     vals = ab.step_values(model, ab.batches(1)[0])
     heavy = [n for n in model.graph.node if n.op_type in ab.HEAVY]
     assert {n.op_type for n in heavy} == {"Scan", "MatMul"}
+    from dslc_runtime.session import make_session
     for n in heavy:
         m, feed = ab.node_model(model, n, vals)
-        got = ab._session(m, 1).run(None, feed)
+        got = make_session(m, "cpu", 1).run(None, feed)
         for name, v in zip([o for o in n.output if o], got):
             np.testing.assert_allclose(v, vals[name], rtol=1e-5, atol=1e-6, err_msg=name)
     rows = ab.parts(model, threads=1, reps=2)
